@@ -1,0 +1,148 @@
+/*
+ * ggml rows <-> packed panels (layout in src/internal.h, docs/packed-format.md).
+ *
+ * Both directions are byte shuffles: quants move four bytes at a time into the VNNI lines,
+ * scales are copied as raw fp16 bits (so NaN, Inf and subnormals survive), and only two terms
+ * are derived — Q8_0's per-block weight sums and Q4_K's unpacked 6-bit scales — both of which
+ * the ggml bytes determine and unpacking does not need (Q4_K's 6-bit packing is a bijection).
+ *
+ *   ggml row j (of the panel), block b          panel, block b chunk (lines of 64 bytes)
+ *   qs: [q0 q1 q2 q3][q4 q5 q6 q7] ...          line 0: [row0 q0..q3][row1 q0..q3] .. [row15 q0..q3]
+ *                                               line 1: [row0 q4..q7][row1 q4..q7] .. [row15 q4..q7]
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "pack/pack.h"
+
+/* Offsets of the fields inside one ggml block. */
+struct block_fields {
+    size_t d, m; /* fp16 d and m / dmin; m == SIZE_MAX when absent */
+    size_t scales; /* Q4_K 12-byte scales, SIZE_MAX when absent */
+    size_t qs, qs_bytes;
+};
+
+static struct block_fields fields_of(amxq_type type)
+{
+    switch (type) {
+    case AMXQ_TYPE_Q4_0:
+        return (struct block_fields){0, SIZE_MAX, SIZE_MAX, 2, 16};
+    case AMXQ_TYPE_Q4_1:
+        return (struct block_fields){0, 2, SIZE_MAX, 4, 16};
+    case AMXQ_TYPE_Q8_0:
+        return (struct block_fields){0, SIZE_MAX, SIZE_MAX, 2, 32};
+    case AMXQ_TYPE_Q4_K:
+    default:
+        return (struct block_fields){0, 2, 4, 16, 128};
+    }
+}
+
+/* Q4_K: 12 bytes <-> 8 scales and 8 mins of 6 bits (DESIGN.md §2). */
+static void q4k_scales_decode(const uint8_t s[12], uint8_t sc[8], uint8_t m[8])
+{
+    for (int j = 0; j < 4; j++) {
+        sc[j] = s[j] & 63;
+        m[j] = s[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((s[j + 8] & 15) | ((s[j] >> 6) << 4));
+        m[j + 4] = (uint8_t)((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
+    }
+}
+
+static void q4k_scales_encode(const uint8_t sc[8], const uint8_t m[8], uint8_t s[12])
+{
+    for (int j = 0; j < 4; j++) {
+        s[j] = (uint8_t)((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
+        s[j + 4] = (uint8_t)((m[j] & 63) | ((m[j + 4] >> 4) << 6));
+        s[j + 8] = (uint8_t)((sc[j + 4] & 15) | ((m[j + 4] & 15) << 4));
+    }
+}
+
+void amxq_pack_panels(const amxq_layout *lo, const uint8_t *ggml_rows, uint8_t *packed, int64_t p0,
+                      int64_t p1)
+{
+    const struct block_fields f = fields_of(lo->type);
+    const size_t row_bytes = (size_t)lo->k_blocks * lo->block_bytes;
+    const size_t lines = f.qs_bytes / 4;
+
+    for (int64_t p = p0; p < p1; p++) {
+        uint8_t *panel = packed + lo->panels_offset + (size_t)p * lo->panel_bytes;
+        const int64_t n0 = p * AMXQ_PANEL_N;
+        const int rows = (int)(lo->n - n0 < AMXQ_PANEL_N ? lo->n - n0 : AMXQ_PANEL_N);
+        /* Padding rows and the tail of the panel are zero: kernels may read them. */
+        memset(panel, 0, lo->panel_bytes);
+
+        for (int64_t b = 0; b < lo->k_blocks; b++) {
+            uint8_t *chunk = panel + (size_t)b * lo->chunk_bytes;
+            uint8_t *terms = panel + lo->terms_offset + (size_t)b * lo->terms_bytes;
+            for (int j = 0; j < rows; j++) {
+                const uint8_t *blk = ggml_rows + (size_t)(n0 + j) * row_bytes +
+                                     (size_t)b * lo->block_bytes;
+                const uint8_t *qs = blk + f.qs;
+                for (size_t l = 0; l < lines; l++)
+                    memcpy(chunk + l * 64 + 4 * (size_t)j, qs + 4 * l, 4);
+
+                memcpy(terms + 2 * j, blk + f.d, 2); /* d[16] */
+                switch (lo->type) {
+                case AMXQ_TYPE_Q4_0:
+                    break;
+                case AMXQ_TYPE_Q4_1:
+                    memcpy(terms + 32 + 2 * j, blk + f.m, 2); /* m[16] */
+                    break;
+                case AMXQ_TYPE_Q8_0: {
+                    int16_t sum = 0;
+                    for (size_t i = 0; i < 32; i++)
+                        sum = (int16_t)(sum + (int8_t)qs[i]);
+                    memcpy(terms + 32 + 2 * j, &sum, 2); /* wsum[16] */
+                    break;
+                }
+                case AMXQ_TYPE_Q4_K:
+                default: {
+                    uint8_t sc[8], m[8];
+                    memcpy(terms + 32 + 2 * j, blk + f.m, 2); /* dmin[16] */
+                    q4k_scales_decode(blk + f.scales, sc, m);
+                    for (int s = 0; s < 8; s++) {
+                        terms[64 + 16 * s + j] = sc[s];  /* sc[8][16] */
+                        terms[192 + 16 * s + j] = m[s]; /* m[8][16] */
+                    }
+                    break;
+                }
+                }
+            }
+        }
+    }
+}
+
+void amxq_unpack_panels(const amxq_layout *lo, const uint8_t *packed, uint8_t *ggml_rows,
+                        int64_t p0, int64_t p1)
+{
+    const struct block_fields f = fields_of(lo->type);
+    const size_t row_bytes = (size_t)lo->k_blocks * lo->block_bytes;
+    const size_t lines = f.qs_bytes / 4;
+
+    for (int64_t p = p0; p < p1; p++) {
+        const uint8_t *panel = packed + lo->panels_offset + (size_t)p * lo->panel_bytes;
+        const int64_t n0 = p * AMXQ_PANEL_N;
+        const int rows = (int)(lo->n - n0 < AMXQ_PANEL_N ? lo->n - n0 : AMXQ_PANEL_N);
+        for (int64_t b = 0; b < lo->k_blocks; b++) {
+            const uint8_t *chunk = panel + (size_t)b * lo->chunk_bytes;
+            const uint8_t *terms = panel + lo->terms_offset + (size_t)b * lo->terms_bytes;
+            for (int j = 0; j < rows; j++) {
+                uint8_t *blk = ggml_rows + (size_t)(n0 + j) * row_bytes +
+                               (size_t)b * lo->block_bytes;
+                for (size_t l = 0; l < lines; l++)
+                    memcpy(blk + f.qs + 4 * l, chunk + l * 64 + 4 * (size_t)j, 4);
+                memcpy(blk + f.d, terms + 2 * j, 2);
+                if (lo->type == AMXQ_TYPE_Q4_1 || lo->type == AMXQ_TYPE_Q4_K)
+                    memcpy(blk + f.m, terms + 32 + 2 * j, 2);
+                if (lo->type == AMXQ_TYPE_Q4_K) {
+                    uint8_t sc[8], m[8];
+                    for (int s = 0; s < 8; s++) {
+                        sc[s] = terms[64 + 16 * s + j];
+                        m[s] = terms[192 + 16 * s + j];
+                    }
+                    q4k_scales_encode(sc, m, blk + f.scales);
+                }
+            }
+        }
+    }
+}
