@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds amxq and runs the whole test suite: a release build with -Werror (gcc), an ASan+UBSan
+# build (clang), a ThreadSanitizer build of the threading tests (clang), then installs into a
+# temporary prefix and builds a consumer with pkg-config. Ends with "N passed, N failed" and exits
+# non-zero on any failure. Usage: bash tools/test-all.sh   (from anywhere)
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+. tools/deps.sh
+amxq_install_deps || { echo "could not install dependencies"; echo "0 passed, 1 failed"; exit 1; }
+
+out=${AMXQ_TEST_DIR:-$top/build-test}
+rm -rf "$out"
+mkdir -p "$out"
+passed=0
+failed=0
+failures=()
+
+# Add the counts of one `meson test` run (its testlog.json) to the totals.
+count_meson() {
+    local log="$1/meson-logs/testlog.json" name="$2"
+    if [ ! -f "$log" ]; then
+        failed=$((failed + 1)); failures+=("$name: no test log"); return
+    fi
+    local ok bad
+    ok=$(grep -c '"result": "\(OK\|EXPECTEDFAIL\)"' "$log")
+    bad=$(grep -c '"result": "\(FAIL\|TIMEOUT\|UNEXPECTEDPASS\|ERROR\)"' "$log")
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+    [ "$bad" -gt 0 ] && failures+=("$name: $bad test(s) failed")
+}
+
+# step NAME COMMAND...: one counted step that is not a meson test.
+step() {
+    local name="$1"; shift
+    echo "== $name"
+    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name"); fi
+}
+
+run_suite() { # NAME BUILDDIR MESON-SETUP-ARGS... -- MESON-TEST-ARGS...
+    local name="$1" dir="$2"; shift 2
+    local setup=() test=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do setup+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    test=("$@")
+    echo "== $name: meson setup ${setup[*]}"
+    if ! meson setup "$dir" "${setup[@]}" >"$dir.setup.log" 2>&1; then
+        cat "$dir.setup.log"; failed=$((failed + 1)); failures+=("$name: setup"); return
+    fi
+    if ! meson compile -C "$dir" >"$dir.compile.log" 2>&1; then
+        tail -50 "$dir.compile.log"; failed=$((failed + 1)); failures+=("$name: compile"); return
+    fi
+    meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)" "${test[@]}" |
+        grep -v '^ *[0-9]*/[0-9]* .* OK ' || true
+    count_meson "$dir" "$name"
+}
+
+start=$(date +%s)
+run_suite "release (gcc, -Werror)" "$out/release" \
+    --werror -Dbuildtype=release -Dbench=enabled -Dprefix="$out/prefix" --
+CC=clang CXX=clang++ run_suite "asan+ubsan (clang)" "$out/asan" \
+    --werror -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dbench=disabled -- --timeout-multiplier 3
+if [ -f tests/test_threads.c ]; then
+    CC=clang CXX=clang++ run_suite "tsan (clang)" "$out/tsan" \
+        --werror -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false \
+        -Dbench=disabled -Dexamples=false -- --suite tsan --timeout-multiplier 3
+fi
+
+consumer() {
+    meson install -C "$out/release" >"$out/install.log" 2>&1 || { cat "$out/install.log"; return 1; }
+    local pc
+    pc=$(dirname "$(find "$out/prefix" -name amxq.pc | head -1)")
+    [ -n "$pc" ] || { echo "amxq.pc not installed"; return 1; }
+    local libdir
+    libdir=$(PKG_CONFIG_PATH="$pc" pkg-config --variable=libdir amxq)
+    # shellcheck disable=SC2046
+    cc -std=c11 -Wall -Werror tests/consumer/consumer.c -o "$out/consumer" \
+        $(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs amxq) &&
+        LD_LIBRARY_PATH="$libdir" "$out/consumer"
+}
+step "install + pkg-config consumer" consumer
+
+format_check() {
+    command -v clang-format >/dev/null || { echo "clang-format absent: skipped"; return 0; }
+    git ls-files '*.c' '*.h' '*.cpp' | xargs clang-format --dry-run -Werror
+}
+step "clang-format" format_check
+
+echo "== done in $(( $(date +%s) - start )) s"
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
