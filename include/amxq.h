@@ -212,8 +212,10 @@ AMXQ_API amxq_status amxq_packed_info(const void *packed, size_t size, amxq_pack
  *  this call allocates and frees. The kernel is the process-wide choice (amxq_set_isa(), the
  *  AMXQ_ISA environment variable, or the best this CPU allows for this M).
  *  @return AMXQ_OK; AMXQ_ERR_NULL, AMXQ_ERR_BAD_PACKED, AMXQ_ERR_ALIGNMENT, AMXQ_ERR_SHAPE,
- *          AMXQ_ERR_STRIDE, AMXQ_ERR_OVERLAP, AMXQ_ERR_NOMEM, AMXQ_ERR_ISA_UNSUPPORTED (a forced
- *          ISA this CPU cannot run), AMXQ_ERR_ISA_UNKNOWN (AMXQ_ISA names no ISA).
+ *          AMXQ_ERR_STRIDE, AMXQ_ERR_OVERLAP, AMXQ_ERR_NOMEM; for a forced ISA this CPU cannot
+ *          run, amxq_isa_check()'s answer: AMXQ_ERR_ISA_UNSUPPORTED, or for AMX the reason
+ *          (AMXQ_ERR_NO_AMX, AMXQ_ERR_AMX_OS, AMXQ_ERR_AMX_PERMISSION); AMXQ_ERR_ISA_UNKNOWN
+ *          when AMXQ_ISA names no ISA.
  *  On failure C is untouched. Tiles, if used, are released before returning. */
 AMXQ_API amxq_status amxq_matmul(const void *packed, const float *x, int64_t m, int64_t ldx,
                                  float *c, int64_t ldc);
@@ -247,7 +249,9 @@ AMXQ_API size_t amxq_workspace_size(amxq_type type, int64_t m, int64_t k);
 
 /** amxq_matmul_ex() : amxq_matmul() with options; `params` may be NULL (same as amxq_matmul()).
  *  With a workspace, the call allocates nothing. A forced ISA the CPU cannot run returns
- *  AMXQ_ERR_ISA_UNSUPPORTED; an isa value outside amxq_isa returns AMXQ_ERR_ISA_UNKNOWN; unknown
+ *  amxq_isa_check()'s answer (AMXQ_ERR_ISA_UNSUPPORTED, or AMXQ_ERR_NO_AMX / AMXQ_ERR_AMX_OS /
+ *  AMXQ_ERR_AMX_PERMISSION for AMX); an isa value outside amxq_isa returns AMXQ_ERR_ISA_UNKNOWN;
+ *  unknown
  *  flag bits return AMXQ_ERR_ARG; a workspace that is too small AMXQ_ERR_BUFFER_SIZE, misaligned
  *  AMXQ_ERR_ALIGNMENT, overlapping x, c or packed AMXQ_ERR_OVERLAP. */
 AMXQ_API amxq_status amxq_matmul_ex(const void *packed, const float *x, int64_t m, int64_t ldx,
@@ -314,8 +318,10 @@ typedef struct amxq_cpu_info {
     /* AMX palette 1, from CPUID leaf 0x1D / 0x1E (zero without AMX) */
     uint16_t amx_max_tiles, amx_max_rows, amx_max_bytes_per_row, amx_tmul_maxk, amx_tmul_maxn;
     /* AMX usability: AMXQ_OK when tile instructions may run in this process, else
-     * AMXQ_ERR_NO_AMX, AMXQ_ERR_AMX_OS or AMXQ_ERR_AMX_PERMISSION. Filled by amxq_cpu_info_get()
-     * only after amxq_request_amx_permission() has run (it is not requested just to answer). */
+     * AMXQ_ERR_NO_AMX, AMXQ_ERR_AMX_OS or AMXQ_ERR_AMX_PERMISSION. amxq_cpu_info_get() never
+     * makes the request just to answer: before amxq_request_amx_permission() has run it reports
+     * NO_AMX / AMX_OS from CPUID and XCR0, or else one read-only ARCH_GET_XCOMP_PERM (AMXQ_OK if
+     * something in the process already holds the permission, AMXQ_ERR_AMX_PERMISSION if not). */
     amxq_status amx_status;
     uint8_t amx_permission_requested; /* whether the request has been made in this process */
     uint8_t build_avx512;             /* the library was built with its AVX-512 kernels */
@@ -347,6 +353,222 @@ AMXQ_API amxq_status amxq_tile_configure(void);
  *  Safe to call at any time, also without AMX (then it does nothing).
  *  @return AMXQ_OK. */
 AMXQ_API amxq_status amxq_tile_release(void);
+
+/* ---- Threads and NUMA ----------------------------------------------------------------------- */
+
+/*
+ * amxq never starts threads on its own. There are two ways to run one product on many cores
+ * (docs/threads.md has a complete example):
+ *
+ *   1. The slice API, for an engine's own threads (ggml's ith / nth convention). One thread calls
+ *      amxq_matmul_plan(); every thread then calls amxq_quantize_slice() (each quantizes its share
+ *      of the rows of X into one shared workspace), all threads meet at the engine's barrier, and
+ *      every thread calls amxq_matmul_slice() to compute its share of C. The shares are contiguous
+ *      ranges of whole 16-column panels of W (each thread streams its own part of the weight);
+ *      when there are few panels for the threads, the rows of X are split too. The result is
+ *      bitwise identical to amxq_matmul_ex() with the same ISA, for any nth.
+ *   2. An amxq_ctx: a small pool of persistent threads the caller creates and destroys, with a
+ *      convenience product, amxq_ctx_matmul(), that drives the slice API itself.
+ *
+ * With libnuma (the build option `numa`), packed weights can be placed on a NUMA node,
+ * interleaved over all nodes, or mirrored (one copy per node, each thread reading its own
+ * node's copy). Without libnuma, or on a one-node machine, the same calls return plain aligned
+ * memory and say so through their `placed` out-parameter.
+ */
+
+/* What the threads of one sliced product share. Filled by amxq_matmul_plan(); treat as
+ * read-only (the slices check that it still describes the packed weight they are given). */
+typedef struct amxq_plan {
+    amxq_type type;        /* weight type */
+    int64_t m, n, k;       /* rows of X and C, rows of W, weights per row */
+    int64_t n_panels;      /* 16-column panels of W: ceil(n / 16) */
+    amxq_isa isa;          /* the concrete kernel family every slice runs (never AUTO) */
+    unsigned flags;        /* the amxq_matmul_params flags (AMXQ_KEEP_TILES) */
+    size_t workspace_size; /* bytes of the shared workspace: amxq_workspace_size(type, m, k) */
+} amxq_plan;
+
+/** amxq_matmul_plan() : prepare a sliced product of M rows of X with a packed weight.
+ *  @param packed  a packed weight (amxq_pack()), AMXQ_ALIGNMENT-byte aligned. With a mirror, any
+ *                 of its copies (they share one header).
+ *  @param m       rows of X and C, 1 <= m < 2^31.
+ *  @param params  NULL, or: isa (AUTO resolves here, once, for all threads: every slice of this
+ *                 plan runs the same kernels) and flags (AMXQ_KEEP_TILES). Its workspace fields
+ *                 are ignored: the slices take the workspace explicitly.
+ *  @param plan    receives the plan (untouched on failure).
+ *  @return AMXQ_OK; AMXQ_ERR_NULL, AMXQ_ERR_ALIGNMENT, AMXQ_ERR_BAD_PACKED, AMXQ_ERR_SHAPE,
+ *          AMXQ_ERR_ARG (unknown flag bits), AMXQ_ERR_ISA_UNKNOWN, AMXQ_ERR_ISA_UNSUPPORTED and
+ *          the other failures of amxq_isa_check().
+ *  Thread safe. Allocates nothing. */
+AMXQ_API amxq_status amxq_matmul_plan(const void *packed, int64_t m,
+                                      const amxq_matmul_params *params, amxq_plan *plan);
+
+/** amxq_quantize_slice() : thread `ith` of `nth` quantizes its share of the rows of X (a
+ *  contiguous range, possibly empty) into the shared workspace.
+ *  @param plan            from amxq_matmul_plan().
+ *  @param x               plan->m rows of plan->k floats, row m at x + m * ldx.
+ *  @param ldx             row stride of X in floats, >= plan->k.
+ *  @param workspace       shared by all threads of the product; AMXQ_ALIGNMENT-byte aligned,
+ *                         must not overlap x.
+ *  @param workspace_size  bytes at `workspace`, >= plan->workspace_size.
+ *  @param ith, nth        this thread's index and the thread count: 1 <= nth, 0 <= ith < nth.
+ *  Every thread 0..nth-1 must call it (with the same plan, x, workspace and nth), and all of them
+ *  must have returned before any thread calls amxq_matmul_slice() on that workspace: that is the
+ *  one point where the engine's threads meet (a barrier). Writes only its own rows' part of the
+ *  workspace.
+ *  @return AMXQ_OK; AMXQ_ERR_NULL, AMXQ_ERR_ARG (ith or nth out of range, or a plan that is not
+ *          from amxq_matmul_plan()), AMXQ_ERR_STRIDE, AMXQ_ERR_BUFFER_SIZE, AMXQ_ERR_ALIGNMENT,
+ *          AMXQ_ERR_OVERLAP, AMXQ_ERR_ISA_UNSUPPORTED.
+ *  Thread safe: that is its purpose. Allocates nothing. */
+AMXQ_API amxq_status amxq_quantize_slice(const amxq_plan *plan, const float *x, int64_t ldx,
+                                         void *workspace, size_t workspace_size, int ith,
+                                         int nth);
+
+/** amxq_matmul_slice() : thread `ith` of `nth` computes its share of C = X * W^T from the
+ *  quantized workspace: a contiguous range of whole panels (16 columns of C), some of them for a
+ *  part of the rows only when panels are few. The shares of threads 0..nth-1 cover C exactly once.
+ *  @param plan            from amxq_matmul_plan().
+ *  @param packed          the packed weight the plan was made for (or, with a mirror, this
+ *                         thread's node's copy: amxq_mirror_local()). AMXQ_ALIGNMENT-aligned.
+ *  @param workspace       the workspace every thread's amxq_quantize_slice() has filled (after
+ *                         the barrier). Read only; may be read by all threads at once.
+ *  @param workspace_size  bytes at `workspace`, >= plan->workspace_size.
+ *  @param c               plan->m rows of plan->n floats, row m at c + m * ldc; this call writes
+ *                         only its share. Must not overlap packed or the workspace.
+ *  @param ldc             row stride of C in floats, >= plan->n.
+ *  @param ith, nth        as for amxq_quantize_slice() (nth may differ from the quantize step's).
+ *  Unless plan->flags has AMXQ_KEEP_TILES, a slice that ran tile kernels releases the calling
+ *  thread's tile state before it returns; a slice with nothing to compute touches no tile state.
+ *  @return AMXQ_OK; AMXQ_ERR_NULL, AMXQ_ERR_ARG (ith or nth out of range, or a bad plan),
+ *          AMXQ_ERR_ALIGNMENT, AMXQ_ERR_BAD_PACKED (also: not the weight the plan describes),
+ *          AMXQ_ERR_STRIDE, AMXQ_ERR_BUFFER_SIZE, AMXQ_ERR_OVERLAP, AMXQ_ERR_ISA_UNSUPPORTED.
+ *          On failure nothing is written.
+ *  Thread safe: that is its purpose. Allocates nothing. */
+AMXQ_API amxq_status amxq_matmul_slice(const amxq_plan *plan, const void *packed,
+                                       const void *workspace, size_t workspace_size, float *c,
+                                       int64_t ldc, int ith, int nth);
+
+/* A pool of worker threads and a workspace, for amxq_ctx_matmul(). */
+typedef struct amxq_ctx amxq_ctx;
+
+/* Flags for amxq_ctx_params.flags. */
+#define AMXQ_CTX_NUMA_NODE 1u /* run the workers on the CPUs of numa_node, workspace there too */
+
+/* Options for amxq_ctx_create(). Zero-initialise, then set what you need. */
+typedef struct amxq_ctx_params {
+    int n_threads;    /* threads per product, the calling thread included (it is worker 0);
+                         0: n_cpus if cpus is given, else the CPUs this process may run on */
+    const int *cpus;  /* NULL, or CPU ids: worker i (1 <= i < n_threads) is pinned to cpus[i].
+                         cpus[0] is not applied: amxq never changes the calling thread's affinity */
+    int n_cpus;       /* entries in cpus; >= n_threads when cpus is given */
+    int numa_node;    /* with AMXQ_CTX_NUMA_NODE: the node (< amxq_numa_node_count()) */
+    unsigned flags;   /* AMXQ_CTX_NUMA_NODE */
+} amxq_ctx_params;
+
+/** amxq_ctx_create() : start a pool of n_threads - 1 worker threads (the caller is the last one).
+ *  @param params  NULL (defaults: all CPUs this process may run on), or options as above.
+ *  @param out     receives the context (NULL on failure).
+ *  @return AMXQ_OK; AMXQ_ERR_NULL (out NULL), AMXQ_ERR_ARG (n_threads < 0 or > 4096, unknown
+ *          flags, cpus with n_cpus < n_threads, a CPU id < 0 or one this process cannot run on),
+ *          AMXQ_ERR_NUMA (a node that does not exist; without libnuma only node 0 exists and
+ *          binding to it does nothing), AMXQ_ERR_NOMEM, AMXQ_ERR_THREAD. On failure every
+ *          thread already started is joined and nothing leaks.
+ *  Worker threads block all signals and wait (spinning briefly, then sleeping) between products.
+ *  Thread safe. */
+AMXQ_API amxq_status amxq_ctx_create(const amxq_ctx_params *params, amxq_ctx **out);
+
+/** amxq_ctx_destroy() : stop and join the workers, release each worker's tile state, free the
+ *  context and its workspace. NULL does nothing. Must not run concurrently with another call on
+ *  the same context. */
+AMXQ_API void amxq_ctx_destroy(amxq_ctx *ctx);
+
+/** amxq_ctx_threads() : threads per product of `ctx` (the calling thread included); 0 for NULL. */
+AMXQ_API int amxq_ctx_threads(const amxq_ctx *ctx);
+
+/** amxq_ctx_matmul() : amxq_matmul_ex() run by the threads of `ctx`: the calling thread and the
+ *  workers quantize X and compute C in slices (amxq_quantize_slice(), amxq_matmul_slice()).
+ *  Bitwise identical to amxq_matmul_ex() with the same ISA.
+ *  @param params  as for amxq_matmul_ex(). Without a workspace, the context's own is used (grown
+ *                 when a product needs more, and then kept; placed on the context's node).
+ *                 AMXQ_KEEP_TILES keeps tiles loaded on every thread of the product; the workers
+ *                 release theirs when the context is destroyed, the caller with
+ *                 amxq_tile_release().
+ *  @return AMXQ_OK; the failures of amxq_matmul_ex() (AMXQ_ERR_NOMEM when the workspace cannot
+ *          grow; the context stays usable), AMXQ_ERR_NULL for a NULL ctx. On failure C is
+ *          untouched.
+ *  Thread safe: calls on one context from several threads are serialised (one product at a time
+ *  runs on its pool); use one context per engine thread to run products concurrently. */
+AMXQ_API amxq_status amxq_ctx_matmul(amxq_ctx *ctx, const void *packed, const float *x, int64_t m,
+                                     int64_t ldx, float *c, int64_t ldc,
+                                     const amxq_matmul_params *params);
+
+/* A packed weight with one copy per NUMA node (amxq_mirror_create()). */
+typedef struct amxq_mirror amxq_mirror;
+
+/** amxq_ctx_matmul_mirror() : amxq_ctx_matmul() where each thread reads the copy of `mirror` on
+ *  the node it is running on (amxq_mirror_local()). Same statuses, plus AMXQ_ERR_NULL for a NULL
+ *  mirror. */
+AMXQ_API amxq_status amxq_ctx_matmul_mirror(amxq_ctx *ctx, const amxq_mirror *mirror,
+                                            const float *x, int64_t m, int64_t ldx, float *c,
+                                            int64_t ldc, const amxq_matmul_params *params);
+
+/** amxq_numa_node_count() : NUMA nodes amxq can place memory on: numa_max_node() + 1 with a
+ *  working libnuma, else 1. Node ids are 0 .. count - 1 (a node id may have no memory). */
+AMXQ_API int amxq_numa_node_count(void);
+
+/* Where amxq_packed_alloc() puts memory. */
+typedef enum amxq_placement {
+    AMXQ_PLACE_DEFAULT = 0,   /* plain aligned memory: the OS's default (first touch) */
+    AMXQ_PLACE_NODE = 1,      /* every page on one node (mbind MPOL_BIND) */
+    AMXQ_PLACE_INTERLEAVE = 2 /* pages interleaved over the nodes this process may use */
+} amxq_placement;
+
+/** amxq_packed_alloc() : allocate `size` bytes, AMXQ_ALIGNMENT-byte aligned, placed as asked, for
+ *  a packed weight (or anything else). Pages are placed when first written.
+ *  @param size       bytes, >= 1.
+ *  @param placement  AMXQ_PLACE_DEFAULT, AMXQ_PLACE_NODE or AMXQ_PLACE_INTERLEAVE.
+ *  @param node       for AMXQ_PLACE_NODE: 0 <= node < amxq_numa_node_count(); else ignored.
+ *  @param out        receives the memory (NULL on failure); free it with amxq_packed_free().
+ *  @param placed     if not NULL: 1 when libnuma placed the pages as asked, 0 when this is plain
+ *                    aligned memory (AMXQ_PLACE_DEFAULT, a build without libnuma, a kernel
+ *                    without NUMA, or a machine with one node, where placement is moot).
+ *  @return AMXQ_OK; AMXQ_ERR_NULL, AMXQ_ERR_ARG (size 0, unknown placement, node < 0),
+ *          AMXQ_ERR_NUMA (node >= amxq_numa_node_count(), or the kernel refused the policy),
+ *          AMXQ_ERR_NOMEM.
+ *  Thread safe. */
+AMXQ_API amxq_status amxq_packed_alloc(size_t size, amxq_placement placement, int node,
+                                       void **out, int *placed);
+
+/** amxq_packed_free() : free memory from amxq_packed_alloc(). NULL does nothing. */
+AMXQ_API void amxq_packed_free(void *p);
+
+/** amxq_numa_node_of() : the node holding the page at `p` (which must have been written).
+ *  @param node  receives the node; 0 where libnuma is absent or there is one node.
+ *  @return AMXQ_OK; AMXQ_ERR_NULL; AMXQ_ERR_NUMA (the kernel cannot say, e.g. an unmapped or
+ *          never-written page). Thread safe. */
+AMXQ_API amxq_status amxq_numa_node_of(const void *p, int *node);
+
+/** amxq_mirror_create() : copy a packed weight onto every NUMA node (one copy each, placed with
+ *  AMXQ_PLACE_NODE), so that each thread can read its own node's copy. `packed` is not kept: free
+ *  it afterwards if you like.
+ *  @param packed  a packed weight (any alignment); its header is validated.
+ *  @param out     receives the mirror (NULL on failure).
+ *  @param placed  if not NULL: 1 when there is one copy per node placed by libnuma, 0 when the
+ *                 mirror holds a single plain copy (no libnuma, or one node).
+ *  @return AMXQ_OK; AMXQ_ERR_NULL, AMXQ_ERR_BAD_PACKED, AMXQ_ERR_NUMA, AMXQ_ERR_NOMEM.
+ *  Thread safe. */
+AMXQ_API amxq_status amxq_mirror_create(const void *packed, amxq_mirror **out, int *placed);
+
+/** amxq_mirror_destroy() : free every copy and the mirror. NULL does nothing. */
+AMXQ_API void amxq_mirror_destroy(amxq_mirror *mirror);
+
+/** amxq_mirror_get() : the copy on `node` (a packed weight, AMXQ_ALIGNMENT-aligned, read-only);
+ *  the first copy when the mirror has none for that node (e.g. a single plain copy). NULL for a
+ *  NULL mirror. Thread safe. */
+AMXQ_API const void *amxq_mirror_get(const amxq_mirror *mirror, int node);
+
+/** amxq_mirror_local() : amxq_mirror_get() for the node of the CPU the calling thread is running
+ *  on now (sched_getcpu()). A thread that can migrate between nodes should be pinned. */
+AMXQ_API const void *amxq_mirror_local(const amxq_mirror *mirror);
 
 /* ---- Logging -------------------------------------------------------------------------------- */
 
