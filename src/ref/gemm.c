@@ -1,0 +1,162 @@
+/*
+ * Reference products on packed weights: the oracle for every other gemm kernel. Written for
+ * obviousness, not speed: one output at a time, every weight fetched through the documented
+ * packed layout (src/internal.h), one int32 dot product per block scaled in float as ggml does
+ * (DESIGN.md §1), block contributions accumulated in double, the sum stored as float.
+ *
+ * Invariants relied on: the layout was validated against the buffer; qx holds rows [m0, m1)
+ * quantized for this weight type; padding rows of the last panel (n >= N) are never written.
+ */
+#include <string.h>
+
+#include "ref/fp16.h"
+#include "ref/ref.h"
+
+/* Byte t of row j's ggml quants of one block (or of one 32-byte Q4_K run) in an interleaved chunk:
+ * line t/4, byte 4*j + t%4. */
+static uint8_t chunk_byte(const uint8_t *chunk, int j, int t)
+{
+    return chunk[(t / 4) * 64 + 4 * j + (t % 4)];
+}
+
+static uint16_t term_u16(const uint8_t *terms, size_t off, int j)
+{
+    uint16_t v;
+    memcpy(&v, terms + off + 2 * (size_t)j, sizeof v);
+    return v;
+}
+
+static const uint8_t *block_chunk(const amxq_layout *lo, const uint8_t *panel, int64_t b)
+{
+    return panel + (size_t)b * lo->chunk_bytes;
+}
+
+static const uint8_t *block_terms(const amxq_layout *lo, const uint8_t *panel, int64_t b)
+{
+    return panel + lo->terms_offset + (size_t)b * lo->terms_bytes;
+}
+
+/* One output C[m][n] (n = panel row j) for the 32-weight types. */
+static double dot_32(const amxq_layout *lo, const uint8_t *panel, int j, const amxq_qx *qx,
+                     int64_t m)
+{
+    const int8_t *xq = qx->qs + m * qx->ld_qs;
+    const float *xd = qx->d + m * qx->ld_d;
+    double acc = 0.0;
+    for (int64_t b = 0; b < lo->k_blocks; b++) {
+        const uint8_t *chunk = block_chunk(lo, panel, b);
+        const uint8_t *terms = block_terms(lo, panel, b);
+        const int8_t *xb = xq + b * AMXQ_QK;
+        const float dw = amxq_fp16_to_fp32(term_u16(terms, 0, j));
+        int32_t isum = 0;
+        float part;
+        switch (lo->type) {
+        case AMXQ_TYPE_Q4_0:
+            for (int t = 0; t < 16; t++) {
+                const uint8_t q = chunk_byte(chunk, j, t);
+                isum += ((int32_t)(q & 15) - 8) * xb[t];
+                isum += ((int32_t)(q >> 4) - 8) * xb[t + 16];
+            }
+            part = (dw * xd[b]) * (float)isum;
+            break;
+        case AMXQ_TYPE_Q4_1: {
+            for (int t = 0; t < 16; t++) {
+                const uint8_t q = chunk_byte(chunk, j, t);
+                isum += (int32_t)(q & 15) * xb[t];
+                isum += (int32_t)(q >> 4) * xb[t + 16];
+            }
+            const float mw = amxq_fp16_to_fp32(term_u16(terms, 32, j));
+            const float scaled = (dw * xd[b]) * (float)isum;
+            const float offset = mw * qx->s[m * qx->ld_d + b];
+            part = scaled + offset;
+            break;
+        }
+        case AMXQ_TYPE_Q8_0:
+        default:
+            for (int t = 0; t < 32; t++)
+                isum += (int32_t)(int8_t)chunk_byte(chunk, j, t) * xb[t];
+            part = (dw * xd[b]) * (float)isum;
+            break;
+        }
+        acc += (double)part;
+    }
+    return acc;
+}
+
+/* One output for Q4_K: per super-block
+ * d_x*d * sum_j sc_j * isum_j  -  d_x*dmin * sum_j m_j * (bsums[2j] + bsums[2j+1]). */
+static double dot_q4_k(const amxq_layout *lo, const uint8_t *panel, int j, const amxq_qx *qx,
+                       int64_t m)
+{
+    const int8_t *xq = qx->qs + m * qx->ld_qs;
+    const float *xd = qx->d + m * qx->ld_d;
+    const int16_t *bs = qx->sums + m * qx->ld_sums;
+    double acc = 0.0;
+    for (int64_t b = 0; b < lo->k_blocks; b++) {
+        const uint8_t *chunk = block_chunk(lo, panel, b);
+        const uint8_t *terms = block_terms(lo, panel, b);
+        const int8_t *xb = xq + b * AMXQ_QK_K;
+        const int16_t *bsb = bs + b * 16;
+        const float d = amxq_fp16_to_fp32(term_u16(terms, 0, j));
+        const float dmin = amxq_fp16_to_fp32(term_u16(terms, 32, j));
+        int32_t sc_sum = 0, min_sum = 0;
+        for (int sb = 0; sb < 8; sb++) {
+            const int r = sb / 2; /* run r: sub-block 2r low nibbles, 2r+1 high nibbles */
+            const uint8_t *run = chunk + (size_t)r * 512;
+            int32_t isum = 0;
+            for (int t = 0; t < 32; t++) {
+                const uint8_t q = chunk_byte(run, j, t);
+                const int32_t w = (sb & 1) ? (q >> 4) : (q & 15);
+                isum += w * xb[32 * sb + t];
+            }
+            const int32_t sc = terms[64 + 16 * sb + j];
+            const int32_t mn = terms[192 + 16 * sb + j];
+            sc_sum += sc * isum;
+            min_sum += mn * (bsb[2 * sb] + bsb[2 * sb + 1]);
+        }
+        const float dd = xd[b] * d;
+        const float dm = xd[b] * dmin;
+        const float scaled = dd * (float)sc_sum;
+        const float mins = dm * (float)min_sum;
+        acc += (double)scaled - (double)mins;
+    }
+    return acc;
+}
+
+static void gemm_ref(const amxq_layout *lo, const void *packed, const amxq_qx *qx, int64_t m0,
+                     int64_t m1, int64_t p0, int64_t p1, float *c, int64_t ldc)
+{
+    for (int64_t m = m0; m < m1; m++) {
+        for (int64_t p = p0; p < p1; p++) {
+            const uint8_t *panel = amxq_panel(lo, packed, p);
+            for (int j = 0; j < AMXQ_PANEL_N; j++) {
+                const int64_t n = p * AMXQ_PANEL_N + j;
+                if (n >= lo->n)
+                    break;
+                const double v = lo->type == AMXQ_TYPE_Q4_K ? dot_q4_k(lo, panel, j, qx, m)
+                                                            : dot_32(lo, panel, j, qx, m);
+                c[m * ldc + n] = (float)v;
+            }
+        }
+    }
+}
+
+AMXQ_DECL_GEMM_FN(amxq_gemm_q4_0_ref)
+{
+    gemm_ref(lo, packed, qx, m0, m1, p0, p1, c, ldc);
+}
+
+AMXQ_DECL_GEMM_FN(amxq_gemm_q4_1_ref)
+{
+    gemm_ref(lo, packed, qx, m0, m1, p0, p1, c, ldc);
+}
+
+AMXQ_DECL_GEMM_FN(amxq_gemm_q8_0_ref)
+{
+    gemm_ref(lo, packed, qx, m0, m1, p0, p1, c, ldc);
+}
+
+AMXQ_DECL_GEMM_FN(amxq_gemm_q4_k_ref)
+{
+    gemm_ref(lo, packed, qx, m0, m1, p0, p1, c, ldc);
+}
