@@ -420,8 +420,7 @@ AMXQ_API amxq_status amxq_matmul_plan(const void *packed, int64_t m,
  *          AMXQ_ERR_OVERLAP, AMXQ_ERR_ISA_UNSUPPORTED.
  *  Thread safe: that is its purpose. Allocates nothing. */
 AMXQ_API amxq_status amxq_quantize_slice(const amxq_plan *plan, const float *x, int64_t ldx,
-                                         void *workspace, size_t workspace_size, int ith,
-                                         int nth);
+                                         void *workspace, size_t workspace_size, int ith, int nth);
 
 /** amxq_matmul_slice() : thread `ith` of `nth` computes its share of C = X * W^T from the
  *  quantized workspace: a contiguous range of whole panels (16 columns of C), some of them for a
@@ -455,20 +454,23 @@ typedef struct amxq_ctx amxq_ctx;
 
 /* Options for amxq_ctx_create(). Zero-initialise, then set what you need. */
 typedef struct amxq_ctx_params {
-    int n_threads;    /* threads per product, the calling thread included (it is worker 0);
-                         0: n_cpus if cpus is given, else the CPUs this process may run on */
-    const int *cpus;  /* NULL, or CPU ids: worker i (1 <= i < n_threads) is pinned to cpus[i].
-                         cpus[0] is not applied: amxq never changes the calling thread's affinity */
-    int n_cpus;       /* entries in cpus; >= n_threads when cpus is given */
-    int numa_node;    /* with AMXQ_CTX_NUMA_NODE: the node (< amxq_numa_node_count()) */
-    unsigned flags;   /* AMXQ_CTX_NUMA_NODE */
+    int n_threads;   /* threads per product, the calling thread included (it is worker 0);
+                        0: n_cpus if cpus is given, else the CPUs the caller may run on */
+    const int *cpus; /* NULL, or CPU ids: worker i (1 <= i < n_threads) is pinned to cpus[i].
+                        cpus[0] is not applied: amxq never changes the calling thread's affinity */
+    int n_cpus;      /* entries in cpus; >= n_threads when cpus is given */
+    int numa_node;   /* with AMXQ_CTX_NUMA_NODE: the node (< amxq_numa_node_count()) */
+    unsigned flags;  /* AMXQ_CTX_NUMA_NODE */
 } amxq_ctx_params;
 
-/** amxq_ctx_create() : start a pool of n_threads - 1 worker threads (the caller is the last one).
- *  @param params  NULL (defaults: all CPUs this process may run on), or options as above.
+/** amxq_ctx_create() : start a pool of n_threads - 1 worker threads (the thread calling a product
+ *  is the n-th, worker 0).
+ *  @param params  NULL (defaults: one thread per CPU in the calling thread's affinity mask), or
+ *                 options as above.
  *  @param out     receives the context (NULL on failure).
  *  @return AMXQ_OK; AMXQ_ERR_NULL (out NULL), AMXQ_ERR_ARG (n_threads < 0 or > 4096, unknown
- *          flags, cpus with n_cpus < n_threads, a CPU id < 0 or one this process cannot run on),
+ *          flags, cpus with n_cpus < n_threads, a CPU id < 0 or outside the caller's affinity
+ *          mask),
  *          AMXQ_ERR_NUMA (a node that does not exist; without libnuma only node 0 exists and
  *          binding to it does nothing), AMXQ_ERR_NOMEM, AMXQ_ERR_THREAD. On failure every
  *          thread already started is joined and nothing leaks.
@@ -535,8 +537,8 @@ typedef enum amxq_placement {
  *          AMXQ_ERR_NUMA (node >= amxq_numa_node_count(), or the kernel refused the policy),
  *          AMXQ_ERR_NOMEM.
  *  Thread safe. */
-AMXQ_API amxq_status amxq_packed_alloc(size_t size, amxq_placement placement, int node,
-                                       void **out, int *placed);
+AMXQ_API amxq_status amxq_packed_alloc(size_t size, amxq_placement placement, int node, void **out,
+                                       int *placed);
 
 /** amxq_packed_free() : free memory from amxq_packed_alloc(). NULL does nothing. */
 AMXQ_API void amxq_packed_free(void *p);

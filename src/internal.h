@@ -205,6 +205,8 @@ void amxq_qx_layout(amxq_qx *qx, amxq_type type, int64_t m, int64_t k, void *ws)
 /*
  * C[m][n] for m in [m0, m1) and n in panels [p0, p1) (clipped to n < N). `packed` is a validated
  * buffer described by `lo`; `c` points at C[0][0], row stride ldc floats. Writes no other element.
+ * Determinism: the bits of C[m][n] must not depend on the rectangle a call covers (only on m, n
+ * and the inputs), so that any split over threads (src/parallel) gives the single-call result.
  */
 #define AMXQ_DECL_GEMM_FN(name)                                                                    \
     void name(const amxq_layout *lo, const void *packed, const amxq_qx *qx, int64_t m0,            \
