@@ -90,11 +90,6 @@ void amxq_log_failure(const char *file, int line, const char *cond)
     log_fn(log_user, msg);
 }
 
-static int is_aligned(const void *p)
-{
-    return ((uintptr_t)p & (AMXQ_ALIGNMENT - 1)) == 0;
-}
-
 /* ---- Packing ------------------------------------------------------------------------------- */
 
 amxq_status amxq_pack(amxq_type type, const void *ggml_rows, int64_t n, int64_t k, void *packed,
@@ -103,7 +98,7 @@ amxq_status amxq_pack(amxq_type type, const void *ggml_rows, int64_t n, int64_t 
     amxq_layout lo;
     AMXQ_TRY(amxq_layout_init(&lo, type, n, k));
     AMXQ_CHECK(ggml_rows != NULL && packed != NULL, AMXQ_ERR_NULL);
-    AMXQ_CHECK(is_aligned(packed), AMXQ_ERR_ALIGNMENT);
+    AMXQ_CHECK(amxq_is_aligned(packed), AMXQ_ERR_ALIGNMENT);
     AMXQ_CHECK(packed_size >= lo.total_bytes, AMXQ_ERR_BUFFER_SIZE);
     const size_t ggml_bytes = amxq_ggml_size(type, n, k);
     AMXQ_CHECK(ggml_bytes != 0, AMXQ_ERR_SHAPE);
@@ -145,9 +140,8 @@ amxq_status amxq_packed_info(const void *packed, size_t size, amxq_packed_desc *
 /* ---- ISA choice ---------------------------------------------------------------------------- */
 
 static const char *const isa_names[AMXQ_ISA_COUNT] = {
-    [AMXQ_ISA_AUTO] = "auto",       [AMXQ_ISA_SCALAR] = "scalar",
-    [AMXQ_ISA_AVX512] = "avx512",   [AMXQ_ISA_AMX] = "amx",
-    [AMXQ_ISA_AMX_EMU] = "amx-emu", [AMXQ_ISA_AVX512_EMU] = "avx512-emu",
+    [AMXQ_ISA_AUTO] = "auto", [AMXQ_ISA_SCALAR] = "scalar",   [AMXQ_ISA_AVX512] = "avx512",
+    [AMXQ_ISA_AMX] = "amx",   [AMXQ_ISA_AMX_EMU] = "amx-emu", [AMXQ_ISA_AVX512_EMU] = "avx512-emu",
 };
 
 const char *amxq_isa_name(amxq_isa isa)
@@ -256,8 +250,7 @@ size_t amxq_workspace_size(amxq_type type, int64_t m, int64_t k)
     return amxq_qx_size(type, m, k);
 }
 
-/* Bytes spanned by `rows` rows of `cols` floats at stride `ld`, or 0 if that overflows. */
-static size_t span_bytes(int64_t rows, int64_t cols, int64_t ld)
+size_t amxq_span_bytes(int64_t rows, int64_t cols, int64_t ld)
 {
     uint64_t elems;
     if (__builtin_mul_overflow((uint64_t)(rows - 1), (uint64_t)ld, &elems) ||
@@ -266,42 +259,55 @@ static size_t span_bytes(int64_t rows, int64_t cols, int64_t ld)
     return (size_t)elems * 4;
 }
 
-amxq_status amxq_matmul_ex(const void *packed, const float *x, int64_t m, int64_t ldx, float *c,
-                           int64_t ldc, const amxq_matmul_params *params)
+amxq_status amxq_matmul_check(const void *packed, const float *x, int64_t m, int64_t ldx,
+                              const float *c, int64_t ldc, const amxq_matmul_params *params,
+                              amxq_layout *lo, amxq_isa *isa, size_t *ws_bytes)
 {
     static const amxq_matmul_params defaults = {AMXQ_ISA_AUTO, 0, NULL, 0};
     const amxq_matmul_params *pp = params ? params : &defaults;
     AMXQ_CHECK((int)pp->isa >= 0 && (int)pp->isa < AMXQ_ISA_COUNT, AMXQ_ERR_ISA_UNKNOWN);
     AMXQ_CHECK((pp->flags & ~AMXQ_KEEP_TILES) == 0, AMXQ_ERR_ARG);
     AMXQ_CHECK(packed != NULL && x != NULL && c != NULL, AMXQ_ERR_NULL);
-    AMXQ_CHECK(is_aligned(packed), AMXQ_ERR_ALIGNMENT);
+    AMXQ_CHECK(amxq_is_aligned(packed), AMXQ_ERR_ALIGNMENT);
 
-    amxq_layout lo;
-    AMXQ_TRY(amxq_layout_read(&lo, packed, SIZE_MAX));
+    AMXQ_TRY(amxq_layout_read(lo, packed, SIZE_MAX));
     AMXQ_CHECK(m > 0 && m < ((int64_t)1 << 31), AMXQ_ERR_SHAPE);
-    AMXQ_CHECK(ldx >= lo.k && ldc >= lo.n, AMXQ_ERR_STRIDE);
-    const size_t x_bytes = span_bytes(m, lo.k, ldx);
-    const size_t c_bytes = span_bytes(m, lo.n, ldc);
+    AMXQ_CHECK(ldx >= lo->k && ldc >= lo->n, AMXQ_ERR_STRIDE);
+    const size_t x_bytes = amxq_span_bytes(m, lo->k, ldx);
+    const size_t c_bytes = amxq_span_bytes(m, lo->n, ldc);
     AMXQ_CHECK(x_bytes != 0 && c_bytes != 0, AMXQ_ERR_STRIDE);
     AMXQ_CHECK(!amxq_overlaps(c, c_bytes, x, x_bytes), AMXQ_ERR_OVERLAP);
-    AMXQ_CHECK(!amxq_overlaps(c, c_bytes, packed, lo.total_bytes), AMXQ_ERR_OVERLAP);
+    AMXQ_CHECK(!amxq_overlaps(c, c_bytes, packed, lo->total_bytes), AMXQ_ERR_OVERLAP);
 
-    amxq_isa isa;
-    AMXQ_TRY(amxq_resolve_isa(pp->isa, lo.type, m, &isa));
-    const struct amxq_kernels *t = amxq_kernels_get(isa, NULL);
-    AMXQ_CHECK(t != NULL, AMXQ_ERR_ISA_UNSUPPORTED);
+    AMXQ_TRY(amxq_resolve_isa(pp->isa, lo->type, m, isa));
+    AMXQ_CHECK(amxq_kernels_get(*isa, NULL) != NULL, AMXQ_ERR_ISA_UNSUPPORTED);
 
-    const size_t ws_bytes = amxq_qx_size(lo.type, m, lo.k);
-    AMXQ_CHECK(ws_bytes != 0, AMXQ_ERR_SHAPE);
-    void *ws = pp->workspace;
+    *ws_bytes = amxq_qx_size(lo->type, m, lo->k);
+    AMXQ_CHECK(*ws_bytes != 0, AMXQ_ERR_SHAPE);
+    const void *ws = pp->workspace;
     if (ws != NULL) {
-        AMXQ_CHECK(pp->workspace_size >= ws_bytes, AMXQ_ERR_BUFFER_SIZE);
-        AMXQ_CHECK(is_aligned(ws), AMXQ_ERR_ALIGNMENT);
-        AMXQ_CHECK(!amxq_overlaps(ws, ws_bytes, x, x_bytes) &&
-                       !amxq_overlaps(ws, ws_bytes, c, c_bytes) &&
-                       !amxq_overlaps(ws, ws_bytes, packed, lo.total_bytes),
+        AMXQ_CHECK(pp->workspace_size >= *ws_bytes, AMXQ_ERR_BUFFER_SIZE);
+        AMXQ_CHECK(amxq_is_aligned(ws), AMXQ_ERR_ALIGNMENT);
+        AMXQ_CHECK(!amxq_overlaps(ws, *ws_bytes, x, x_bytes) &&
+                       !amxq_overlaps(ws, *ws_bytes, c, c_bytes) &&
+                       !amxq_overlaps(ws, *ws_bytes, packed, lo->total_bytes),
                    AMXQ_ERR_OVERLAP);
-    } else {
+    }
+    return AMXQ_OK;
+}
+
+amxq_status amxq_matmul_ex(const void *packed, const float *x, int64_t m, int64_t ldx, float *c,
+                           int64_t ldc, const amxq_matmul_params *params)
+{
+    amxq_layout lo;
+    amxq_isa isa;
+    size_t ws_bytes;
+    AMXQ_TRY(amxq_matmul_check(packed, x, m, ldx, c, ldc, params, &lo, &isa, &ws_bytes));
+    const struct amxq_kernels *t = amxq_kernels_get(isa, NULL);
+    const unsigned flags = params ? params->flags : 0;
+    void *const given = params ? params->workspace : NULL;
+    void *ws = given;
+    if (ws == NULL) {
         ws = amxq_alloc_aligned(ws_bytes, AMXQ_ALIGNMENT);
         AMXQ_CHECK(ws != NULL, AMXQ_ERR_NOMEM);
     }
@@ -311,10 +317,10 @@ amxq_status amxq_matmul_ex(const void *packed, const float *x, int64_t m, int64_
     const struct amxq_type_kernels *kt = &t->t[lo.ti];
     kt->quantize(x, ldx, 0, m, &qx);
     kt->gemm(&lo, packed, &qx, 0, m, 0, lo.n_panels, c, ldc);
-    if (t->tile_release != NULL && !(pp->flags & AMXQ_KEEP_TILES))
+    if (t->tile_release != NULL && !(flags & AMXQ_KEEP_TILES))
         t->tile_release();
 
-    if (ws != pp->workspace)
+    if (ws != given)
         amxq_free_aligned(ws);
     return AMXQ_OK;
 }

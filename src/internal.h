@@ -68,13 +68,13 @@ typedef struct {
     int16_t bsums[16];
 } amxq_block_q8_k;
 
-#define AMXQ_QK 32   /* weights per block of Q4_0, Q4_1, Q8_0, Q8_0/Q8_1 activations */
+#define AMXQ_QK   32  /* weights per block of Q4_0, Q4_1, Q8_0, Q8_0/Q8_1 activations */
 #define AMXQ_QK_K 256 /* weights per Q4_K / Q8_K super-block */
 
 /* ---- Packed layout (DESIGN.md §4, docs/packed-format.md) ------------------------------------ */
 
-#define AMXQ_PANEL_N 16           /* output rows (columns of C) per panel: one tile's width */
-#define AMXQ_HEADER_BYTES 128     /* the header, padded; panels start here */
+#define AMXQ_PANEL_N      16  /* output rows (columns of C) per panel: one tile's width */
+#define AMXQ_HEADER_BYTES 128 /* the header, padded; panels start here */
 #define AMXQ_PACKED_MAGIC "AMXQPAK1"
 
 /*
@@ -105,7 +105,7 @@ typedef struct amxq_packed_header {
 /* The layout of one packed weight, derived from (type, n, k). */
 typedef struct amxq_layout {
     amxq_type type;
-    int ti;               /* amxq_type_index(type) */
+    int ti; /* amxq_type_index(type) */
     int64_t n, k;
     int64_t n_panels;     /* ceil(n / AMXQ_PANEL_N) */
     int64_t k_blocks;     /* k / block_k */
@@ -119,7 +119,8 @@ typedef struct amxq_layout {
     size_t total_bytes;
 } amxq_layout;
 
-/* Fill `lo` for (type, n, k). Returns AMXQ_OK, AMXQ_ERR_TYPE, AMXQ_ERR_SHAPE or AMXQ_ERR_K_BLOCK. */
+/* Fill `lo` for (type, n, k). Returns AMXQ_OK, AMXQ_ERR_TYPE, AMXQ_ERR_SHAPE or AMXQ_ERR_K_BLOCK.
+ */
 amxq_status amxq_layout_init(amxq_layout *lo, amxq_type type, int64_t n, int64_t k);
 
 /* Validate the header at `packed` (at most `size` bytes readable; SIZE_MAX to trust the header's
@@ -266,5 +267,23 @@ static inline int amxq_overlaps(const void *a, size_t na, const void *b, size_t 
 }
 
 #define AMXQ_ROUND_UP(x, a) ((((x) + (a)-1) / (a)) * (a))
+
+static inline int amxq_is_aligned(const void *p)
+{
+    return ((uintptr_t)p & (AMXQ_ALIGNMENT - 1)) == 0;
+}
+
+/* Bytes spanned by `rows` rows of `cols` floats at stride `ld` (rows >= 1), or 0 on overflow. */
+size_t amxq_span_bytes(int64_t rows, int64_t cols, int64_t ld);
+
+/*
+ * Every check amxq_matmul_ex() makes before it runs (src/amxq.c), shared with the context's
+ * matmul (src/parallel): params (NULL = defaults), pointers, the packed header, M, strides,
+ * overlaps, the ISA (resolved into a runnable table) and a caller workspace if one is given.
+ * On success fills the layout, the concrete ISA and the workspace bytes the product needs.
+ */
+amxq_status amxq_matmul_check(const void *packed, const float *x, int64_t m, int64_t ldx,
+                              const float *c, int64_t ldc, const amxq_matmul_params *params,
+                              amxq_layout *lo, amxq_isa *isa, size_t *ws_bytes);
 
 #endif /* AMXQ_INTERNAL_H */

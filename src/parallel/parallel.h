@@ -47,14 +47,7 @@ void amxq_slice_rows(int64_t m, int ith, int nth, int64_t *m0, int64_t *m1);
 /* ---- Checks shared by the slice entry points and the context ------------------------------------
  */
 
-/* Bytes spanned by `rows` rows of `cols` floats at stride `ld`, or 0 if that overflows. */
-size_t amxq_par_span_bytes(int64_t rows, int64_t cols, int64_t ld);
-
-/*
- * The checks amxq_matmul_ex() makes (src/amxq.c), in the same order and with the same statuses,
- * for a product run in slices: params, pointers, alignment, the packed header, M, strides,
- * overlaps, the ISA (resolved into plan->isa) and a caller's workspace. Fills *plan and *lo.
- */
+/* amxq_matmul_check() (the checks of amxq_matmul_ex()), then *plan filled for the product. */
 amxq_status amxq_par_check_matmul(const void *packed, const float *x, int64_t m, int64_t ldx,
                                   float *c, int64_t ldc, const amxq_matmul_params *params,
                                   amxq_plan *plan, amxq_layout *lo);

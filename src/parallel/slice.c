@@ -72,20 +72,6 @@ int amxq_slice_split(int64_t m, int64_t n_panels, int ith, int nth, amxq_slice_p
 /* ---- Checks ------------------------------------------------------------------------------------
  */
 
-static int is_aligned(const void *p)
-{
-    return ((uintptr_t)p & (AMXQ_ALIGNMENT - 1)) == 0;
-}
-
-size_t amxq_par_span_bytes(int64_t rows, int64_t cols, int64_t ld)
-{
-    uint64_t elems;
-    if (__builtin_mul_overflow((uint64_t)(rows - 1), (uint64_t)ld, &elems) ||
-        __builtin_add_overflow(elems, (uint64_t)cols, &elems) || elems > SIZE_MAX / 4)
-        return 0;
-    return (size_t)elems * 4;
-}
-
 /* Resolve params' ISA for (type, m) into a concrete table. */
 static amxq_status resolve(const amxq_matmul_params *pp, amxq_type type, int64_t m, amxq_isa *isa)
 {
@@ -116,7 +102,7 @@ amxq_status amxq_matmul_plan(const void *packed, int64_t m, const amxq_matmul_pa
     AMXQ_CHECK((int)pp->isa >= 0 && (int)pp->isa < AMXQ_ISA_COUNT, AMXQ_ERR_ISA_UNKNOWN);
     AMXQ_CHECK((pp->flags & ~AMXQ_KEEP_TILES) == 0, AMXQ_ERR_ARG);
     AMXQ_CHECK(packed != NULL && plan != NULL, AMXQ_ERR_NULL);
-    AMXQ_CHECK(is_aligned(packed), AMXQ_ERR_ALIGNMENT);
+    AMXQ_CHECK(amxq_is_aligned(packed), AMXQ_ERR_ALIGNMENT);
     amxq_layout lo;
     AMXQ_TRY(amxq_layout_read(&lo, packed, SIZE_MAX));
     AMXQ_CHECK(m > 0 && m < ((int64_t)1 << 31), AMXQ_ERR_SHAPE);
@@ -153,10 +139,10 @@ amxq_status amxq_quantize_slice(const amxq_plan *plan, const float *x, int64_t l
     const struct amxq_kernels *t;
     AMXQ_TRY(check_plan(plan, ith, nth, &t));
     AMXQ_CHECK(ldx >= plan->k, AMXQ_ERR_STRIDE);
-    const size_t x_bytes = amxq_par_span_bytes(plan->m, plan->k, ldx);
+    const size_t x_bytes = amxq_span_bytes(plan->m, plan->k, ldx);
     AMXQ_CHECK(x_bytes != 0, AMXQ_ERR_STRIDE);
     AMXQ_CHECK(workspace_size >= plan->workspace_size, AMXQ_ERR_BUFFER_SIZE);
-    AMXQ_CHECK(is_aligned(workspace), AMXQ_ERR_ALIGNMENT);
+    AMXQ_CHECK(amxq_is_aligned(workspace), AMXQ_ERR_ALIGNMENT);
     AMXQ_CHECK(!amxq_overlaps(workspace, plan->workspace_size, x, x_bytes), AMXQ_ERR_OVERLAP);
     amxq_par_quantize(plan, t, x, ldx, workspace, ith, nth);
     return AMXQ_OK;
@@ -168,15 +154,15 @@ amxq_status amxq_matmul_slice(const amxq_plan *plan, const void *packed, const v
     AMXQ_CHECK(plan != NULL && packed != NULL && workspace != NULL && c != NULL, AMXQ_ERR_NULL);
     const struct amxq_kernels *t;
     AMXQ_TRY(check_plan(plan, ith, nth, &t));
-    AMXQ_CHECK(is_aligned(packed), AMXQ_ERR_ALIGNMENT);
+    AMXQ_CHECK(amxq_is_aligned(packed), AMXQ_ERR_ALIGNMENT);
     amxq_layout lo;
     AMXQ_TRY(amxq_layout_read(&lo, packed, SIZE_MAX));
     AMXQ_CHECK(lo.type == plan->type && lo.n == plan->n && lo.k == plan->k, AMXQ_ERR_BAD_PACKED);
     AMXQ_CHECK(ldc >= plan->n, AMXQ_ERR_STRIDE);
-    const size_t c_bytes = amxq_par_span_bytes(plan->m, plan->n, ldc);
+    const size_t c_bytes = amxq_span_bytes(plan->m, plan->n, ldc);
     AMXQ_CHECK(c_bytes != 0, AMXQ_ERR_STRIDE);
     AMXQ_CHECK(workspace_size >= plan->workspace_size, AMXQ_ERR_BUFFER_SIZE);
-    AMXQ_CHECK(is_aligned(workspace), AMXQ_ERR_ALIGNMENT);
+    AMXQ_CHECK(amxq_is_aligned(workspace), AMXQ_ERR_ALIGNMENT);
     AMXQ_CHECK(!amxq_overlaps(c, c_bytes, packed, lo.total_bytes), AMXQ_ERR_OVERLAP);
     AMXQ_CHECK(!amxq_overlaps(c, c_bytes, workspace, plan->workspace_size), AMXQ_ERR_OVERLAP);
     if (amxq_par_gemm(plan, t, &lo, packed, workspace, c, ldc, ith, nth) &&
@@ -223,34 +209,9 @@ amxq_status amxq_par_check_matmul(const void *packed, const float *x, int64_t m,
                                   float *c, int64_t ldc, const amxq_matmul_params *params,
                                   amxq_plan *plan, amxq_layout *lo)
 {
-    const amxq_matmul_params *pp = params ? params : &default_params;
-    AMXQ_CHECK((int)pp->isa >= 0 && (int)pp->isa < AMXQ_ISA_COUNT, AMXQ_ERR_ISA_UNKNOWN);
-    AMXQ_CHECK((pp->flags & ~AMXQ_KEEP_TILES) == 0, AMXQ_ERR_ARG);
-    AMXQ_CHECK(packed != NULL && x != NULL && c != NULL, AMXQ_ERR_NULL);
-    AMXQ_CHECK(is_aligned(packed), AMXQ_ERR_ALIGNMENT);
-
-    AMXQ_TRY(amxq_layout_read(lo, packed, SIZE_MAX));
-    AMXQ_CHECK(m > 0 && m < ((int64_t)1 << 31), AMXQ_ERR_SHAPE);
-    AMXQ_CHECK(ldx >= lo->k && ldc >= lo->n, AMXQ_ERR_STRIDE);
-    const size_t x_bytes = amxq_par_span_bytes(m, lo->k, ldx);
-    const size_t c_bytes = amxq_par_span_bytes(m, lo->n, ldc);
-    AMXQ_CHECK(x_bytes != 0 && c_bytes != 0, AMXQ_ERR_STRIDE);
-    AMXQ_CHECK(!amxq_overlaps(c, c_bytes, x, x_bytes), AMXQ_ERR_OVERLAP);
-    AMXQ_CHECK(!amxq_overlaps(c, c_bytes, packed, lo->total_bytes), AMXQ_ERR_OVERLAP);
-
     amxq_isa isa;
-    AMXQ_TRY(resolve(pp, lo->type, m, &isa));
-    const size_t ws_bytes = amxq_qx_size(lo->type, m, lo->k);
-    AMXQ_CHECK(ws_bytes != 0, AMXQ_ERR_SHAPE);
-    if (pp->workspace != NULL) {
-        const void *ws = pp->workspace;
-        AMXQ_CHECK(pp->workspace_size >= ws_bytes, AMXQ_ERR_BUFFER_SIZE);
-        AMXQ_CHECK(is_aligned(ws), AMXQ_ERR_ALIGNMENT);
-        AMXQ_CHECK(!amxq_overlaps(ws, ws_bytes, x, x_bytes) &&
-                       !amxq_overlaps(ws, ws_bytes, c, c_bytes) &&
-                       !amxq_overlaps(ws, ws_bytes, packed, lo->total_bytes),
-                   AMXQ_ERR_OVERLAP);
-    }
-    fill_plan(plan, lo, m, isa, pp->flags);
+    size_t ws_bytes;
+    AMXQ_TRY(amxq_matmul_check(packed, x, m, ldx, c, ldc, params, lo, &isa, &ws_bytes));
+    fill_plan(plan, lo, m, isa, params ? params->flags : 0);
     return AMXQ_OK;
 }
