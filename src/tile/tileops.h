@@ -1,0 +1,90 @@
+/*
+ * The tile layer the AMX kernels are written against (DESIGN.md §7). Each operation compiles to
+ * the real instruction (AMX-TILE / AMX-INT8 intrinsics; tile numbers must be integer constants,
+ * hence macros) or, with AMXQ_TILE_EMU defined, to a call into the tile emulator (emu.h).
+ *
+ * GCC 12 implements _tile_loadd as an asm statement that does not tell the compiler it reads
+ * memory, and _tile_loadconfig / _tile_storeconfig as asm whose memory operand covers only 8 of
+ * the 64 bytes. So the real build puts a compiler barrier that names the buffer on the side where
+ * memory is touched: stores into a buffer are emitted before a tile load or LDTILECFG reads it,
+ * and loads from a buffer are not hoisted above a tile store or STTILECFG into it.
+ *
+ * Also: the per-build name suffix (AMXQ_TSFX) so both builds link into one library.
+ */
+#ifndef AMXQ_TILE_TILEOPS_H
+#define AMXQ_TILE_TILEOPS_H
+
+#include <string.h>
+
+#include "tile/tilecfg.h"
+
+#if defined(AMXQ_TILE_EMU)
+
+#include "tile/emu.h"
+
+#define AMXQ_TSFX(name)     name##_amx_emu
+#define AMXQ_TSFX_STR(name) #name "_amx_emu"
+
+#define TILE_LOADCONFIG(cfg)        amxq_temu_ldtilecfg(cfg)
+#define TILE_STORECONFIG(cfg)       amxq_temu_sttilecfg(cfg)
+#define TILE_RELEASE()              amxq_temu_tilerelease()
+#define TILE_ZERO(t)                amxq_temu_tilezero(t)
+#define TILE_LOAD(t, base, stride)  amxq_temu_tileloadd((t), (base), (size_t)(stride))
+#define TILE_STORE(t, base, stride) amxq_temu_tilestored((t), (base), (size_t)(stride))
+#define TILE_DPBSSD(c, a, b)        amxq_temu_tdp(AMXQ_TEMU_SS, (c), (a), (b))
+#define TILE_DPBSUD(c, a, b)        amxq_temu_tdp(AMXQ_TEMU_SU, (c), (a), (b))
+#define TILE_DPBUSD(c, a, b)        amxq_temu_tdp(AMXQ_TEMU_US, (c), (a), (b))
+#define TILE_DPBUUD(c, a, b)        amxq_temu_tdp(AMXQ_TEMU_UU, (c), (a), (b))
+
+#else
+
+#include <immintrin.h>
+
+#define AMXQ_TSFX(name)     name##_amx
+#define AMXQ_TSFX_STR(name) #name "_amx"
+
+#define AMXQ_TILE_BARRIER(p) __asm__ __volatile__("" : : "r"(p) : "memory")
+
+#define TILE_LOADCONFIG(cfg)                                                                       \
+    do {                                                                                           \
+        AMXQ_TILE_BARRIER(cfg);                                                                    \
+        _tile_loadconfig(cfg);                                                                     \
+    } while (0)
+#define TILE_STORECONFIG(cfg)                                                                      \
+    do {                                                                                           \
+        _tile_storeconfig(cfg);                                                                    \
+        AMXQ_TILE_BARRIER(cfg);                                                                    \
+    } while (0)
+#define TILE_RELEASE() _tile_release()
+#define TILE_ZERO(t)   _tile_zero(t)
+#define TILE_LOAD(t, base, stride)                                                                 \
+    do {                                                                                           \
+        AMXQ_TILE_BARRIER(base);                                                                   \
+        _tile_loadd(t, (base), (stride));                                                          \
+    } while (0)
+#define TILE_STORE(t, base, stride)                                                                \
+    do {                                                                                           \
+        _tile_stored(t, (base), (stride));                                                         \
+        AMXQ_TILE_BARRIER(base);                                                                   \
+    } while (0)
+#define TILE_DPBSSD(c, a, b) _tile_dpbssd(c, a, b)
+#define TILE_DPBSUD(c, a, b) _tile_dpbsud(c, a, b)
+#define TILE_DPBUSD(c, a, b) _tile_dpbusd(c, a, b)
+#define TILE_DPBUUD(c, a, b) _tile_dpbuud(c, a, b)
+
+#endif
+
+/*
+ * Make `want` the calling thread's live configuration: read the live one back (STTILECFG) and
+ * load `want` only if it differs. Never trusts a remembered flag: the host or another library may
+ * have loaded its own configuration on this thread since amxq last ran.
+ */
+static inline void amxq_tile_ensure_config(const struct amxq_tilecfg *want)
+{
+    struct amxq_tilecfg live;
+    TILE_STORECONFIG(&live);
+    if (memcmp(&live, want, sizeof live) != 0)
+        TILE_LOADCONFIG(want);
+}
+
+#endif /* AMXQ_TILE_TILEOPS_H */
