@@ -77,7 +77,7 @@ extern "C" {
 #define AMXQ_VERSION_NUMBER                                                                        \
     (AMXQ_VERSION_MAJOR * 10000 + AMXQ_VERSION_MINOR * 100 + AMXQ_VERSION_PATCH)
 #define AMXQ_STRINGIFY_(x) #x
-#define AMXQ_STRINGIFY(x) AMXQ_STRINGIFY_(x)
+#define AMXQ_STRINGIFY(x)  AMXQ_STRINGIFY_(x)
 #define AMXQ_VERSION_STRING                                                                        \
     AMXQ_STRINGIFY(AMXQ_VERSION_MAJOR)                                                             \
     "." AMXQ_STRINGIFY(AMXQ_VERSION_MINOR) "." AMXQ_STRINGIFY(AMXQ_VERSION_PATCH)
@@ -100,24 +100,24 @@ AMXQ_API const char *amxq_version_string(void);
 /* Values are pinned: they never change meaning between releases. */
 typedef enum amxq_status {
     AMXQ_OK = 0,
-    AMXQ_ERR_NULL = -1,            /* a required pointer argument is NULL */
-    AMXQ_ERR_TYPE = -2,            /* not an amxq_type this library supports */
-    AMXQ_ERR_SHAPE = -3,           /* M, N or K is zero, negative or too large */
-    AMXQ_ERR_K_BLOCK = -4,         /* K is not a multiple of the type's block size */
-    AMXQ_ERR_STRIDE = -5,          /* ldx < K or ldc < N */
-    AMXQ_ERR_BUFFER_SIZE = -6,     /* a buffer is smaller than the call needs */
-    AMXQ_ERR_BAD_PACKED = -7,      /* not a packed weight: magic, version, checksum or layout */
-    AMXQ_ERR_ALIGNMENT = -8,       /* a buffer is not AMXQ_ALIGNMENT-byte aligned */
-    AMXQ_ERR_NOMEM = -9,           /* memory allocation failed */
-    AMXQ_ERR_ISA_UNKNOWN = -10,    /* an ISA name or value amxq does not know */
+    AMXQ_ERR_NULL = -1,             /* a required pointer argument is NULL */
+    AMXQ_ERR_TYPE = -2,             /* not an amxq_type this library supports */
+    AMXQ_ERR_SHAPE = -3,            /* M, N or K is zero, negative or too large */
+    AMXQ_ERR_K_BLOCK = -4,          /* K is not a multiple of the type's block size */
+    AMXQ_ERR_STRIDE = -5,           /* ldx < K or ldc < N */
+    AMXQ_ERR_BUFFER_SIZE = -6,      /* a buffer is smaller than the call needs */
+    AMXQ_ERR_BAD_PACKED = -7,       /* not a packed weight: magic, version, checksum or layout */
+    AMXQ_ERR_ALIGNMENT = -8,        /* a buffer is not AMXQ_ALIGNMENT-byte aligned */
+    AMXQ_ERR_NOMEM = -9,            /* memory allocation failed */
+    AMXQ_ERR_ISA_UNKNOWN = -10,     /* an ISA name or value amxq does not know */
     AMXQ_ERR_ISA_UNSUPPORTED = -11, /* the ISA asked for cannot run on this CPU / OS / build */
-    AMXQ_ERR_NO_AMX = -12,         /* CPUID reports no AMX-TILE / AMX-INT8 */
-    AMXQ_ERR_AMX_OS = -13,         /* the OS has not enabled tile state (XCR0 bits 17, 18) */
-    AMXQ_ERR_AMX_PERMISSION = -14, /* the kernel refused the tile-data permission request */
-    AMXQ_ERR_ARG = -15,            /* another argument is out of range (named in the docs) */
-    AMXQ_ERR_THREAD = -16,         /* creating or joining a thread failed */
-    AMXQ_ERR_NUMA = -17,           /* a NUMA request the system cannot satisfy */
-    AMXQ_ERR_OVERLAP = -18         /* an output buffer overlaps an input buffer */
+    AMXQ_ERR_NO_AMX = -12,          /* CPUID reports no AMX-TILE / AMX-INT8 */
+    AMXQ_ERR_AMX_OS = -13,          /* the OS has not enabled tile state (XCR0 bits 17, 18) */
+    AMXQ_ERR_AMX_PERMISSION = -14,  /* the kernel refused the tile-data permission request */
+    AMXQ_ERR_ARG = -15,             /* another argument is out of range (named in the docs) */
+    AMXQ_ERR_THREAD = -16,          /* creating or joining a thread failed */
+    AMXQ_ERR_NUMA = -17,            /* a NUMA request the system cannot satisfy */
+    AMXQ_ERR_OVERLAP = -18          /* an output buffer overlaps an input buffer */
 } amxq_status;
 
 /** amxq_status_str() : a short English description of `status`. Never NULL; unknown values give
@@ -129,10 +129,10 @@ AMXQ_API const char *amxq_status_str(amxq_status status);
 /* The weight types. The values are ggml's `enum ggml_type` values, so an engine can pass its own
  * type through unchanged. */
 typedef enum amxq_type {
-    AMXQ_TYPE_Q4_0 = 2,  /* 32 weights in 18 bytes; activations as Q8_0 */
-    AMXQ_TYPE_Q4_1 = 3,  /* 32 weights in 20 bytes; activations as Q8_1 */
-    AMXQ_TYPE_Q8_0 = 8,  /* 32 weights in 34 bytes; activations as Q8_0 */
-    AMXQ_TYPE_Q4_K = 12  /* 256 weights in 144 bytes; activations as Q8_K */
+    AMXQ_TYPE_Q4_0 = 2, /* 32 weights in 18 bytes; activations as Q8_0 */
+    AMXQ_TYPE_Q4_1 = 3, /* 32 weights in 20 bytes; activations as Q8_1 */
+    AMXQ_TYPE_Q8_0 = 8, /* 32 weights in 34 bytes; activations as Q8_0 */
+    AMXQ_TYPE_Q4_K = 12 /* 256 weights in 144 bytes; activations as Q8_K */
 } amxq_type;
 
 /** amxq_type_name() : "q4_0", "q4_1", "q8_0", "q4_k"; NULL for a value that is not an amxq_type. */
@@ -222,18 +222,19 @@ AMXQ_API amxq_status amxq_matmul(const void *packed, const float *x, int64_t m, 
 
 /* Which kernels to run. AUTO is the process-wide choice; the others force one kernel family. */
 typedef enum amxq_isa {
-    AMXQ_ISA_AUTO = 0,       /* best for this CPU and M (process-wide override applies) */
-    AMXQ_ISA_SCALAR = 1,     /* portable C reference ("scalar") */
-    AMXQ_ISA_AVX512 = 2,     /* AVX-512 VNNI ("avx512") */
-    AMXQ_ISA_AMX = 3,        /* AMX-INT8 tiles ("amx") */
-    AMXQ_ISA_AMX_EMU = 4,    /* AMX kernels on the tile emulator ("amx-emu"); for testing */
-    AMXQ_ISA_AVX512_EMU = 5  /* AVX-512 kernels on emulated vectors ("avx512-emu"); for testing */
+    AMXQ_ISA_AUTO = 0,      /* best for this CPU and M (process-wide override applies) */
+    AMXQ_ISA_SCALAR = 1,    /* portable C reference ("scalar") */
+    AMXQ_ISA_AVX512 = 2,    /* AVX-512 VNNI ("avx512") */
+    AMXQ_ISA_AMX = 3,       /* AMX-INT8 tiles ("amx") */
+    AMXQ_ISA_AMX_EMU = 4,   /* AMX kernels on the tile emulator ("amx-emu"); for testing */
+    AMXQ_ISA_AVX512_EMU = 5 /* AVX-512 kernels on emulated vectors ("avx512-emu"); for testing */
 } amxq_isa;
 #define AMXQ_ISA_COUNT 6
 
 /* Flags for amxq_matmul_params.flags. */
-#define AMXQ_KEEP_TILES 1u /* leave this thread's tile configuration loaded on return (hot loops);
-                              release it later with amxq_tile_release() */
+#define AMXQ_KEEP_TILES                                                                            \
+    1u /* leave this thread's tile configuration loaded on return (hot loops);                     \
+          release it later with amxq_tile_release() */
 
 /* Options for amxq_matmul_ex(). Zero-initialise, then set what you need. */
 typedef struct amxq_matmul_params {
@@ -265,12 +266,13 @@ AMXQ_API amxq_status amxq_matmul_ex(const void *packed, const float *x, int64_t 
  *  @param dst       destination; dst_size must be >= (K / block) * block bytes.
  *  @return AMXQ_OK; AMXQ_ERR_NULL, AMXQ_ERR_TYPE, AMXQ_ERR_SHAPE, AMXQ_ERR_K_BLOCK,
  *          AMXQ_ERR_BUFFER_SIZE. */
-AMXQ_API amxq_status amxq_quantize_row(amxq_type weight_type, const float *x, int64_t k,
-                                       void *dst, size_t dst_size);
+AMXQ_API amxq_status amxq_quantize_row(amxq_type weight_type, const float *x, int64_t k, void *dst,
+                                       size_t dst_size);
 
 /* ---- ISA choice ----------------------------------------------------------------------------- */
 
-/** amxq_isa_name() : "auto", "scalar", "avx512", "amx", "amx-emu", "avx512-emu"; NULL if unknown. */
+/** amxq_isa_name() : "auto", "scalar", "avx512", "amx", "amx-emu", "avx512-emu"; NULL if unknown.
+ */
 AMXQ_API const char *amxq_isa_name(amxq_isa isa);
 
 /** amxq_isa_parse() : the amxq_isa named by `name` (the names of amxq_isa_name()).
@@ -279,7 +281,8 @@ AMXQ_API amxq_status amxq_isa_parse(const char *name, amxq_isa *isa);
 
 /** amxq_isa_check() : whether kernels of `isa` can run here (CPU, OS permission and build).
  *  @return AMXQ_OK; AMXQ_ERR_ISA_UNKNOWN, AMXQ_ERR_ISA_UNSUPPORTED, or for AMX the reason:
- *          AMXQ_ERR_NO_AMX, AMXQ_ERR_AMX_OS, AMXQ_ERR_AMX_PERMISSION. May request AMX permission. */
+ *          AMXQ_ERR_NO_AMX, AMXQ_ERR_AMX_OS, AMXQ_ERR_AMX_PERMISSION. May request AMX permission.
+ */
 AMXQ_API amxq_status amxq_isa_check(amxq_isa isa);
 
 /** amxq_set_isa() : set the process-wide kernel choice used when a call asks for AMXQ_ISA_AUTO.
@@ -302,8 +305,8 @@ AMXQ_API amxq_status amxq_resolve_isa(amxq_isa isa, amxq_type type, int64_t m, a
 /* ---- CPU and OS features -------------------------------------------------------------------- */
 
 typedef struct amxq_cpu_info {
-    char vendor[13];      /* CPUID leaf 0, e.g. "GenuineIntel" */
-    char brand[49];       /* CPUID 0x80000002..4 */
+    char vendor[13]; /* CPUID leaf 0, e.g. "GenuineIntel" */
+    char brand[49];  /* CPUID 0x80000002..4 */
     uint32_t family, model, stepping;
     /* CPUID feature bits */
     uint8_t avx2, fma, f16c;

@@ -62,8 +62,8 @@ static void roundtrip(uint64_t *seed, amxq_type type, int64_t n, int64_t k)
 /* ggml blocks whose scales are chosen NaN / Inf / subnormal / -0 on purpose. */
 static void special_scales(uint64_t *seed, amxq_type type)
 {
-    static const uint16_t specials[] = {0x7e00, 0x7c01, 0xfc00, 0x7c00, 0x0001, 0x8000, 0x03ff,
-                                        0xffff};
+    static const uint16_t specials[] = {0x7e00, 0x7c01, 0xfc00, 0x7c00,
+                                        0x0001, 0x8000, 0x03ff, 0xffff};
     const int64_t n = 17, k = amxq_type_block(type) * 3;
     const size_t gsize = amxq_ggml_size(type, n, k), bsz = amxq_type_block_bytes(type);
     uint8_t *src = (uint8_t *)malloc(gsize);

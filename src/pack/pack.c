@@ -7,8 +7,8 @@
  * the ggml bytes determine and unpacking does not need (Q4_K's 6-bit packing is a bijection).
  *
  *   ggml row j (of the panel), block b          panel, block b chunk (lines of 64 bytes)
- *   qs: [q0 q1 q2 q3][q4 q5 q6 q7] ...          line 0: [row0 q0..q3][row1 q0..q3] .. [row15 q0..q3]
- *                                               line 1: [row0 q4..q7][row1 q4..q7] .. [row15 q4..q7]
+ *   qs: [q0 q1 q2 q3][q4 q5 q6 q7] ...          line 0: [row0 q0..q3][row1 q0..q3] .. [row15
+ * q0..q3] line 1: [row0 q4..q7][row1 q4..q7] .. [row15 q4..q7]
  */
 #include <string.h>
 
@@ -17,7 +17,7 @@
 
 /* Offsets of the fields inside one ggml block. */
 struct block_fields {
-    size_t d, m; /* fp16 d and m / dmin; m == SIZE_MAX when absent */
+    size_t d, m;   /* fp16 d and m / dmin; m == SIZE_MAX when absent */
     size_t scales; /* Q4_K 12-byte scales, SIZE_MAX when absent */
     size_t qs, qs_bytes;
 };
@@ -75,8 +75,8 @@ void amxq_pack_panels(const amxq_layout *lo, const uint8_t *ggml_rows, uint8_t *
             uint8_t *chunk = panel + (size_t)b * lo->chunk_bytes;
             uint8_t *terms = panel + lo->terms_offset + (size_t)b * lo->terms_bytes;
             for (int j = 0; j < rows; j++) {
-                const uint8_t *blk = ggml_rows + (size_t)(n0 + j) * row_bytes +
-                                     (size_t)b * lo->block_bytes;
+                const uint8_t *blk =
+                    ggml_rows + (size_t)(n0 + j) * row_bytes + (size_t)b * lo->block_bytes;
                 const uint8_t *qs = blk + f.qs;
                 for (size_t l = 0; l < lines; l++)
                     memcpy(chunk + l * 64 + 4 * (size_t)j, qs + 4 * l, 4);
@@ -101,7 +101,7 @@ void amxq_pack_panels(const amxq_layout *lo, const uint8_t *ggml_rows, uint8_t *
                     memcpy(terms + 32 + 2 * j, blk + f.m, 2); /* dmin[16] */
                     q4k_scales_decode(blk + f.scales, sc, m);
                     for (int s = 0; s < 8; s++) {
-                        terms[64 + 16 * s + j] = sc[s];  /* sc[8][16] */
+                        terms[64 + 16 * s + j] = sc[s]; /* sc[8][16] */
                         terms[192 + 16 * s + j] = m[s]; /* m[8][16] */
                     }
                     break;
@@ -127,8 +127,8 @@ void amxq_unpack_panels(const amxq_layout *lo, const uint8_t *packed, uint8_t *g
             const uint8_t *chunk = panel + (size_t)b * lo->chunk_bytes;
             const uint8_t *terms = panel + lo->terms_offset + (size_t)b * lo->terms_bytes;
             for (int j = 0; j < rows; j++) {
-                uint8_t *blk = ggml_rows + (size_t)(n0 + j) * row_bytes +
-                               (size_t)b * lo->block_bytes;
+                uint8_t *blk =
+                    ggml_rows + (size_t)(n0 + j) * row_bytes + (size_t)b * lo->block_bytes;
                 for (size_t l = 0; l < lines; l++)
                     memcpy(blk + f.qs + 4 * l, chunk + l * 64 + 4 * (size_t)j, 4);
                 memcpy(blk + f.d, terms + 2 * j, 2);

@@ -47,7 +47,7 @@ static inline uint16_t amxq_fp32_to_fp16(float f)
         return (uint16_t)(sign | 0x7e00u | ((absx >> 13) & 0x3ffu));
     if (absx >= 0x477ff000u) /* rounds to >= 65520: Inf (also Inf itself) */
         return (uint16_t)(sign | 0x7c00u);
-    if (absx < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
+    if (absx < 0x38800000u) {   /* below the smallest normal half: subnormal or zero */
         if (absx < 0x33000000u) /* below half the smallest subnormal: rounds to zero */
             return sign;
         uint32_t e = absx >> 23;

@@ -9,10 +9,10 @@ static size_t qx_plan(amxq_type type, int64_t m, int64_t k, int64_t *ld_qs, int6
                       int64_t *ld_sums, size_t off[4])
 {
     const int is_k = type == AMXQ_TYPE_Q4_K;
-    const int64_t nd = k / (is_k ? AMXQ_QK_K : AMXQ_QK);   /* scales per row */
-    const int64_t nsums = k / (is_k ? 16 : AMXQ_QK);       /* sums per row */
+    const int64_t nd = k / (is_k ? AMXQ_QK_K : AMXQ_QK); /* scales per row */
+    const int64_t nsums = k / (is_k ? 16 : AMXQ_QK);     /* sums per row */
     *ld_qs = AMXQ_ROUND_UP(k, 64);
-    *ld_d = AMXQ_ROUND_UP(nd, 16);        /* 16 floats = 64 bytes */
+    *ld_d = AMXQ_ROUND_UP(nd, 16);       /* 16 floats = 64 bytes */
     *ld_sums = AMXQ_ROUND_UP(nsums, 32); /* 32 int16 = 64 bytes */
     /* m, k < 2^31 so every product below fits in 64 bits */
     const uint64_t qs_bytes = (uint64_t)m * (uint64_t)*ld_qs;

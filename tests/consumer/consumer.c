@@ -22,7 +22,8 @@ int main(void)
     if (st == AMXQ_OK)
         st = amxq_matmul(w, x, 1, 32, &c, 1);
     free(w);
-    /* X quantizes to d = 1/127, q = 127: C = sum(i - 16) = -16 exactly up to the scale's rounding. */
+    /* X quantizes to d = 1/127, q = 127: C = sum(i - 16) = -16 exactly up to the scale's rounding.
+     */
     printf("amxq %s: status %s, c = %g\n", amxq_version_string(), amxq_status_str(st), c);
     return st == AMXQ_OK && c > -16.01f && c < -15.99f ? 0 : 1;
 }
