@@ -153,7 +153,7 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
  * Terms (16 values of each field, so one vector load serves the panel):
  *   Q4_0: uint16 d[16] (fp16 bits)                                              32 B
  *   Q4_1: uint16 d[16], uint16 m[16]                                             64 B
- *   Q8_0: uint16 d[16], int16 wsum[16] (sum of the block's 32 int8 weights)      64 B
+ *   Q8_0: uint16 d[16]                                                              32 B
  *   Q4_K: uint16 d[16], uint16 dmin[16], uint8 sc[8][16], uint8 m[8][16]         320 B
  *         (sc, m: the 6-bit sub-block scales and mins, unpacked; [sub-block][row])
  */
@@ -163,7 +163,7 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
 #define AMXQ_CHUNK_Q4_K 2048
 #define AMXQ_TERMS_Q4_0 32
 #define AMXQ_TERMS_Q4_1 64
-#define AMXQ_TERMS_Q8_0 64
+#define AMXQ_TERMS_Q8_0 32
 #define AMXQ_TERMS_Q4_K 320
 
 /* ---- Quantized activations (the workspace) -------------------------------------------------- */

@@ -1,14 +1,14 @@
 /*
  * ggml rows <-> packed panels (layout in src/internal.h, docs/packed-format.md).
  *
- * Both directions are byte shuffles: quants move four bytes at a time into the VNNI lines,
- * scales are copied as raw fp16 bits (so NaN, Inf and subnormals survive), and only two terms
- * are derived — Q8_0's per-block weight sums and Q4_K's unpacked 6-bit scales — both of which
- * the ggml bytes determine and unpacking does not need (Q4_K's 6-bit packing is a bijection).
+ * Both directions are byte shuffles: quants move four bytes at a time into the VNNI lines, and
+ * scales are copied as raw fp16 bits (so NaN, Inf and subnormals survive). Only Q4_K's 6-bit
+ * scales and mins are transformed (unpacked to bytes); that packing is a bijection, so unpacking
+ * re-encodes it exactly.
  *
- *   ggml row j (of the panel), block b          panel, block b chunk (lines of 64 bytes)
- *   qs: [q0 q1 q2 q3][q4 q5 q6 q7] ...          line 0: [row0 q0..q3][row1 q0..q3] .. [row15
- * q0..q3] line 1: [row0 q4..q7][row1 q4..q7] .. [row15 q4..q7]
+ *   ggml row j of the panel, block b:   qs = [q0 q1 q2 q3][q4 q5 q6 q7] ...
+ *   packed chunk of block b, line 0:    [row0 q0..q3][row1 q0..q3] ... [row15 q0..q3]
+ *                            line 1:    [row0 q4..q7][row1 q4..q7] ... [row15 q4..q7]
  */
 #include <string.h>
 
@@ -88,13 +88,8 @@ void amxq_pack_panels(const amxq_layout *lo, const uint8_t *ggml_rows, uint8_t *
                 case AMXQ_TYPE_Q4_1:
                     memcpy(terms + 32 + 2 * j, blk + f.m, 2); /* m[16] */
                     break;
-                case AMXQ_TYPE_Q8_0: {
-                    int16_t sum = 0;
-                    for (size_t i = 0; i < 32; i++)
-                        sum = (int16_t)(sum + (int8_t)qs[i]);
-                    memcpy(terms + 32 + 2 * j, &sum, 2); /* wsum[16] */
+                case AMXQ_TYPE_Q8_0:
                     break;
-                }
                 case AMXQ_TYPE_Q4_K:
                 default: {
                     uint8_t sc[8], m[8];

@@ -13,8 +13,8 @@
  *   Q8_0  line ^ 0x80 = q+128 as u8;          sum q*x = sum (q+128)*x - 128*sx   start -128*sx
  *
  * with sx = qx->sums, the block's sum of activation quants. Q8_0 flips the weight side rather than
- * the activation side so that the flip is paid once per line and reused by all R rows (the
- * packed wsum terms are therefore unused here). Per block the int32 sum is scaled in float,
+ * the activation side so that the flip is paid once per line and reused by all R rows (which is
+ * why the packed layout carries no weight sums). Per block the int32 sum is scaled in float,
  * acc += float(isum) * (d_w * d_x) (+ m_w * s_x), as DESIGN.md §1 and the reference do.
  *
  * Inner loop, per block, per 64-byte line (4 k), per panel: one load, the unpack (Q4: and,
@@ -29,7 +29,9 @@ enum { T_Q4_0, T_Q4_1, T_Q8_0 };
 VN_INLINE void gemm32_tile(const struct vn_tile *t, const int T, const int R, const int P)
 {
     const size_t chunk = T == T_Q8_0 ? AMXQ_CHUNK_Q8_0 : AMXQ_CHUNK_Q4_0;
-    const size_t termsz = T == T_Q4_0 ? AMXQ_TERMS_Q4_0 : AMXQ_TERMS_Q4_1;
+    const size_t termsz = T == T_Q4_0   ? AMXQ_TERMS_Q4_0
+                          : T == T_Q4_1 ? AMXQ_TERMS_Q4_1
+                                        : AMXQ_TERMS_Q8_0;
     const int lines = (int)(chunk / 64);
     const int32_t corr = T == T_Q4_0 ? -8 : -128;
     const __m512i low4 = _mm512_set1_epi8(0x0f);
