@@ -40,6 +40,7 @@
 #include "internal.h"
 #include "ref/fp16.h"
 #include "simd.h"
+#include "vec512.h"
 #include "tile/tile.h"
 #include "tile/tileops.h"
 #include "dispatch/kernels.h"
@@ -49,77 +50,6 @@
 
 #define MC    128 /* rows of X per chunk */
 #define GROUP 8   /* 32-k steps summed in float before adding into double (a Q4_K super-block) */
-
-/* ---- Vector helpers (SIMDe 0.7.4 lacks a few AVX-512 conversions) ------------------------- */
-
-static inline __m512 v_cvt_i32_ps(__m512i v)
-{
-#if defined(AMXQ_SIMD_EMU)
-    int32_t a[16];
-    float f[16];
-    _mm512_storeu_si512(a, v);
-    for (int i = 0; i < 16; i++)
-        f[i] = (float)a[i];
-    return _mm512_loadu_ps(f);
-#else
-    return _mm512_cvtepi32_ps(v);
-#endif
-}
-
-/* 16 fp16 values to float. */
-static inline __m512 v_load_ph(const uint8_t *p)
-{
-#if defined(AMXQ_SIMD_EMU)
-    float f[16];
-    for (int i = 0; i < 16; i++) {
-        uint16_t h;
-        memcpy(&h, p + 2 * i, 2);
-        f[i] = amxq_fp16_to_fp32(h);
-    }
-    return _mm512_loadu_ps(f);
-#else
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
-#endif
-}
-
-/* 16 uint8 values to int32. */
-static inline __m512i v_load_u8_epi32(const uint8_t *p)
-{
-#if defined(AMXQ_SIMD_EMU)
-    int32_t a[16];
-    for (int i = 0; i < 16; i++)
-        a[i] = p[i];
-    return _mm512_loadu_si512(a);
-#else
-    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
-#endif
-}
-
-/* vpmaddwd. SIMDe 0.7.4's native alias for it takes the masked form's four arguments. */
-static inline __m512i v_madd_epi16(__m512i a, __m512i b)
-{
-#if defined(AMXQ_SIMD_EMU)
-    return simde_mm512_madd_epi16(a, b);
-#else
-    return _mm512_madd_epi16(a, b);
-#endif
-}
-
-/* sum[0..15] += v, in double. */
-static inline void v_add_to_f64(double *sum, __m512 v)
-{
-#if defined(AMXQ_SIMD_EMU)
-    float f[16];
-    _mm512_storeu_ps(f, v);
-    for (int i = 0; i < 16; i++)
-        sum[i] += (double)f[i];
-#else
-    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-    const __m512d hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
-    _mm512_storeu_pd(sum, _mm512_add_pd(_mm512_loadu_pd(sum), lo));
-    _mm512_storeu_pd(sum + 8, _mm512_add_pd(_mm512_loadu_pd(sum + 8), hi));
-#endif
-}
 
 /* ---- B operands ----------------------------------------------------------------------------- */
 
@@ -273,11 +203,11 @@ static inline void q4k_finish(const struct blk *k, struct scratch *s, int64_t sb
     for (int b = 0; b < k->np; b++) {
         const uint8_t *terms =
             amxq_panel(lo, k->packed, k->p + b) + lo->terms_offset + (size_t)sb * lo->terms_bytes;
-        const __m512 dw = v_load_ph(terms);
-        const __m512 dminw = v_load_ph(terms + 32);
+        const __m512 dw = vn_load_ph(terms);
+        const __m512 dminw = vn_load_ph(terms + 32);
         __m512i mins[8]; /* int32 lanes holding m_j twice as int16: pairs with two bsums */
         for (int j = 0; j < 8; j++) {
-            const __m512i mj = v_load_u8_epi32(terms + 192 + 16 * j);
+            const __m512i mj = vn_load_u8_i32(terms + 192 + 16 * j);
             mins[j] = _mm512_or_si512(mj, _mm512_slli_epi32(mj, 16));
         }
         for (int a = 0; a < 2; a++) {
@@ -289,15 +219,15 @@ static inline void q4k_finish(const struct blk *k, struct scratch *s, int64_t sb
                 for (int j = 0; j < 8; j++) {
                     int32_t pair; /* bsums 2j (low half) and 2j+1 (high half) */
                     memcpy(&pair, bs + 2 * j, 4);
-                    msum = _mm512_add_epi32(msum, v_madd_epi16(mins[j], _mm512_set1_epi32(pair)));
+                    msum = _mm512_add_epi32(msum, vn_madd_i16(mins[j], _mm512_set1_epi32(pair)));
                 }
                 const __m512 dx = _mm512_set1_ps(qx->d[m * qx->ld_d + sb]);
                 __m512 acc = _mm512_load_ps(s->acc[q][i]);
                 const __m512i isc = _mm512_load_si512(s->iacc[q][i]);
                 /* scales and mins nearly cancel: round each as the reference does, subtract,
                  * then accumulate */
-                const __m512 scaled = _mm512_mul_ps(v_cvt_i32_ps(isc), _mm512_mul_ps(dx, dw));
-                const __m512 minus = _mm512_mul_ps(v_cvt_i32_ps(msum), _mm512_mul_ps(dx, dminw));
+                const __m512 scaled = _mm512_mul_ps(vn_cvt_i32_ps(isc), _mm512_mul_ps(dx, dw));
+                const __m512 minus = _mm512_mul_ps(vn_cvt_i32_ps(msum), _mm512_mul_ps(dx, dminw));
                 acc = _mm512_add_ps(acc, _mm512_sub_ps(scaled, minus));
                 _mm512_store_ps(s->acc[q][i], acc);
             }
@@ -319,7 +249,7 @@ static inline __attribute__((always_inline)) void epilogue(const struct blk *k, 
         for (int b = 0; b < k->np; b++) {
             const uint8_t *terms = amxq_panel(lo, k->packed, k->p + b) + lo->terms_offset +
                                    (size_t)sb * lo->terms_bytes;
-            const __m512i sc = v_load_u8_epi32(terms + 64 + 16 * j);
+            const __m512i sc = vn_load_u8_i32(terms + 64 + 16 * j);
             for (int a = 0; a < 2; a++) {
                 const int q = a + 2 * b;
                 for (int i = 0; i < rows_of(k, a); i++) {
@@ -338,13 +268,13 @@ static inline __attribute__((always_inline)) void epilogue(const struct blk *k, 
     for (int b = 0; b < k->np; b++) {
         const uint8_t *terms =
             amxq_panel(lo, k->packed, k->p + b) + lo->terms_offset + (size_t)t * lo->terms_bytes;
-        const __m512 dw = v_load_ph(terms);
-        const __m512 mw = ti == AMXQ_TI_Q4_1 ? v_load_ph(terms + 32) : _mm512_setzero_ps();
+        const __m512 dw = vn_load_ph(terms);
+        const __m512 mw = ti == AMXQ_TI_Q4_1 ? vn_load_ph(terms + 32) : _mm512_setzero_ps();
         for (int a = 0; a < 2; a++) {
             const int q = a + 2 * b;
             for (int i = 0; i < rows_of(k, a); i++) {
                 const int64_t m = k->mb + 16 * a + i;
-                const __m512 f = v_cvt_i32_ps(_mm512_load_si512(cb[q][i]));
+                const __m512 f = vn_cvt_i32_ps(_mm512_load_si512(cb[q][i]));
                 const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(qx->d[m * qx->ld_d + t]));
                 __m512 acc = _mm512_load_ps(s->acc[q][i]);
                 if (ti == AMXQ_TI_Q4_1) {
@@ -370,7 +300,7 @@ static inline void flush_group(const struct blk *k, struct scratch *s)
         for (int a = 0; a < 2; a++) {
             const int q = a + 2 * b;
             for (int i = 0; i < rows_of(k, a); i++) {
-                v_add_to_f64(s->dacc[q][i], _mm512_load_ps(s->acc[q][i]));
+                vn_add_to_f64(s->dacc[q][i], _mm512_load_ps(s->acc[q][i]));
                 _mm512_store_ps(s->acc[q][i], _mm512_setzero_ps());
             }
         }

@@ -16,7 +16,7 @@
 #ifndef AMXQ_VNNI_GEMM_H
 #define AMXQ_VNNI_GEMM_H
 
-#include "vnni/vec.h"
+#include "vec512.h"
 #include "vnni/vnni.h"
 
 #define VN_RMAX 4 /* rows of X per micro-kernel */

@@ -20,7 +20,7 @@
  */
 #include "ref/fp16.h"
 #include "ref/ref.h"
-#include "vnni/vec.h"
+#include "vec512.h"
 #include "vnni/vnni.h"
 
 /* Sums of the 16 runs of 16 int8 at p (256 bytes, any alignment); lane g = run g. */

@@ -1,12 +1,13 @@
 /*
- * The few AVX-512 operations the VNNI kernels need that SIMDe 0.7.4 lacks (conversions, masked
+ * AVX-512 helpers shared by the VNNI (src/vnni) and AMX (src/tile) kernels: the few operations
+ * the kernels need that SIMDe 0.7.4 lacks (conversions, masked
  * stores, horizontal reductions), under amxq names. The native build maps each one to its
  * instruction; the emulated build (AMXQ_SIMD_EMU) spells out the instruction's exact semantics in
  * scalar C over the 64 bytes, so both builds give bit-identical results. Everything else the
  * kernels use is a plain _mm512_* intrinsic, native or SIMDe.
  */
-#ifndef AMXQ_VNNI_VEC_H
-#define AMXQ_VNNI_VEC_H
+#ifndef AMXQ_VEC512_H
+#define AMXQ_VEC512_H
 
 #include <stdint.h>
 #include <string.h>
@@ -225,4 +226,4 @@ VN_INLINE __m512i vn_load(const void *p)
     return _mm512_loadu_si512(p);
 }
 
-#endif /* AMXQ_VNNI_VEC_H */
+#endif /* AMXQ_VEC512_H */
