@@ -1,6 +1,7 @@
 /*
- * Allocation failure in the calls of src/parallel: context creation, the context's workspace
- * growth, amxq_packed_alloc() and mirrors (plain and, where the build has libnuma, the libnuma
+ * Allocation failure in every call that allocates: amxq_matmul() / amxq_matmul_ex() without a
+ * workspace, and in src/parallel context creation, the context's workspace growth,
+ * amxq_packed_alloc() and mirrors (plain and, where the build has libnuma, the libnuma
  * path forced on). For each call, the 1st, 2nd, ... allocation is made to fail in turn
  * (amxq_alloc_fail_after, src/alloc.h) until the call no longer reaches the failing one: every
  * failure must be AMXQ_ERR_NOMEM with the out-parameters reset and the caller's buffers untouched,
@@ -119,6 +120,31 @@ static amxq_status op_mirror(long at, long *made)
     return st;
 }
 
+/* amxq_matmul_ex without a workspace allocates one; C must stay untouched when that fails. */
+static amxq_status op_matmul(long at, long *made)
+{
+    float c[5 * 40];
+    memset(c, 0x5a, sizeof c);
+    amxq_matmul_params mp = {AMXQ_ISA_SCALAR, 0, NULL, 0};
+    amxq_alloc_fail_after(at);
+    amxq_status st = amxq_matmul_ex(packed_w, x, 5, 64, c, 40, &mp);
+    *made = amxq_alloc_fail_after(0);
+    if (st == AMXQ_OK)
+        TU_CHECK(memcmp(c, ref, sizeof c) == 0, "matmul result");
+    else
+        TU_CHECK(tu_all_bytes(c, sizeof c, 0x5a), "failed matmul wrote C");
+    return st;
+}
+
+static amxq_status op_matmul_auto(long at, long *made)
+{
+    float c[5 * 40];
+    amxq_alloc_fail_after(at);
+    amxq_status st = amxq_matmul(packed_w, x, 5, 64, c, 40);
+    *made = amxq_alloc_fail_after(0);
+    return st;
+}
+
 static void fail_each(const char *name, op_fn op)
 {
     long at = 1, made = 0, failures = 0;
@@ -159,6 +185,8 @@ int main(void)
     if (amxq_matmul_ex(packed_w, x, 5, 64, ref, 40, &mp) != AMXQ_OK)
         return 2;
 
+    fail_each("matmul_ex workspace", op_matmul);
+    fail_each("matmul", op_matmul_auto);
     for (int forced = 0; forced < 2; forced++) {
         amxq_numa_force_libnuma(forced);
         printf("-- libnuma path %s\n", forced ? "forced (where built and supported)" : "default");
