@@ -142,6 +142,8 @@ static const char *status_name(amxq_status st)
         return "AMXQ_ERR_NUMA";
     case AMXQ_ERR_OVERLAP:
         return "AMXQ_ERR_OVERLAP";
+    case AMXQ_ERR_SELFTEST:
+        return "AMXQ_ERR_SELFTEST";
     }
     return "AMXQ_ERR_?";
 }

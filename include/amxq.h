@@ -117,7 +117,8 @@ typedef enum amxq_status {
     AMXQ_ERR_ARG = -15,             /* another argument is out of range (named in the docs) */
     AMXQ_ERR_THREAD = -16,          /* creating or joining a thread failed */
     AMXQ_ERR_NUMA = -17,            /* a NUMA request the system cannot satisfy */
-    AMXQ_ERR_OVERLAP = -18          /* an output buffer overlaps an input buffer */
+    AMXQ_ERR_OVERLAP = -18,         /* an output buffer overlaps an input buffer */
+    AMXQ_ERR_SELFTEST = -19         /* an ISA's kernels disagreed with the reference at start-up */
 } amxq_status;
 
 /** amxq_status_str() : a short English description of `status`. Never NULL; unknown values give
@@ -280,8 +281,12 @@ AMXQ_API const char *amxq_isa_name(amxq_isa isa);
 AMXQ_API amxq_status amxq_isa_parse(const char *name, amxq_isa *isa);
 
 /** amxq_isa_check() : whether kernels of `isa` can run here (CPU, OS permission and build).
- *  @return AMXQ_OK; AMXQ_ERR_ISA_UNKNOWN, AMXQ_ERR_ISA_UNSUPPORTED, or for AMX the reason:
- *          AMXQ_ERR_NO_AMX, AMXQ_ERR_AMX_OS, AMXQ_ERR_AMX_PERMISSION. May request AMX permission.
+ *  When the library first needs its kernel tables it runs every non-scalar ISA's kernels once on
+ *  a small product of every type and compares them with the reference; an ISA whose kernels
+ *  disagree is never used and reports AMXQ_ERR_SELFTEST.
+ *  @return AMXQ_OK; AMXQ_ERR_ISA_UNKNOWN, AMXQ_ERR_ISA_UNSUPPORTED, AMXQ_ERR_SELFTEST, or for AMX
+ *          the reason: AMXQ_ERR_NO_AMX, AMXQ_ERR_AMX_OS, AMXQ_ERR_AMX_PERMISSION. May request AMX
+ *          permission.
  */
 AMXQ_API amxq_status amxq_isa_check(amxq_isa isa);
 

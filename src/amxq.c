@@ -68,6 +68,8 @@ const char *amxq_status_str(amxq_status status)
         return "NUMA request cannot be satisfied";
     case AMXQ_ERR_OVERLAP:
         return "output buffer overlaps an input";
+    case AMXQ_ERR_SELFTEST:
+        return "ISA's kernels failed their start-up self-test against the reference";
     }
     return "unknown amxq status";
 }

@@ -37,7 +37,7 @@ static void test_metadata(void)
 {
     TU_CHECK(amxq_version_number() == AMXQ_VERSION_NUMBER, "version number skew");
     TU_CHECK(strcmp(amxq_version_string(), AMXQ_VERSION_STRING) == 0, "version string skew");
-    for (int s = 0; s >= -18; s--)
+    for (int s = 0; s >= -19; s--)
         TU_CHECK(amxq_status_str((amxq_status)s) != NULL &&
                      strcmp(amxq_status_str((amxq_status)s), "unknown amxq status") != 0,
                  "status %d has no description", s);

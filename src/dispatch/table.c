@@ -9,13 +9,16 @@
  *   amx         ref -> vnni -> amx
  *   amx-emu     ref -> vnni (SIMDe), where built -> amx (tile emulator)
  *
- * This file and src/amxq.c's ISA resolution are the only places that know which ISAs exist.
+ * Every table except the reference then runs its start-up self-test (src/dispatch/selftest.c);
+ * one that fails is never used. This file and src/amxq.c's ISA resolution are the only places
+ * that know which ISAs exist.
  */
 #include <pthread.h>
 
 #include "amxq_config.h"
 #include "dispatch/cpu.h"
 #include "dispatch/kernels.h"
+#include "dispatch/selftest.h"
 #include "internal.h"
 
 static struct amxq_kernels tables[AMXQ_ISA_COUNT];
@@ -81,8 +84,12 @@ static amxq_status build_table(amxq_isa isa, struct amxq_kernels *t)
 
 static void build_tables(void)
 {
-    for (int i = AMXQ_ISA_SCALAR; i < AMXQ_ISA_COUNT; i++)
+    for (int i = AMXQ_ISA_SCALAR; i < AMXQ_ISA_COUNT; i++) {
         table_status[i] = build_table((amxq_isa)i, &tables[i]);
+        /* Every table but the reference itself proves itself once before it is used. */
+        if (table_status[i] == AMXQ_OK && i != AMXQ_ISA_SCALAR)
+            table_status[i] = amxq_kernels_selftest(&tables[i]);
+    }
 }
 
 const struct amxq_kernels *amxq_kernels_get(amxq_isa isa, amxq_status *why)
