@@ -80,12 +80,13 @@ static void release_kept(worker *w)
     w->kept_tiles = 0;
 }
 
-/* One thread's part of the current job (between the start and end barriers). */
-static void run_job(struct amxq_ctx *ctx, worker *w)
+/* One thread's part of the current job (between the start and end barriers), of `nth` parts;
+ * nth == 1 is the caller doing the whole product alone, with no barrier. */
+static void run_job(struct amxq_ctx *ctx, worker *w, int nth)
 {
-    const int nth = ctx->n_threads;
     amxq_par_quantize(&ctx->plan, ctx->t, ctx->x, ctx->ldx, ctx->job_ws, w->ith, nth);
-    amxq_barrier_wait(&ctx->bar);
+    if (nth > 1)
+        amxq_barrier_wait(&ctx->bar);
     const void *packed = ctx->mirror ? amxq_mirror_local(ctx->mirror) : ctx->packed;
     if (amxq_par_gemm(&ctx->plan, ctx->t, &ctx->lo, packed, ctx->job_ws, ctx->c, ctx->ldc, w->ith,
                       nth) &&
@@ -112,7 +113,7 @@ static void *worker_main(void *arg)
         amxq_barrier_wait(&ctx->bar);
         if (ctx->shutdown)
             break;
-        run_job(ctx, w);
+        run_job(ctx, w, ctx->n_threads);
         amxq_barrier_wait(&ctx->bar);
     }
     release_kept(w);
@@ -376,10 +377,16 @@ static amxq_status ctx_run(amxq_ctx *ctx, const void *packed, const amxq_mirror 
     /* The caller is worker 0 for this product; it keeps its own tiles only if asked to, and then
      * releases them itself (amxq_tile_release()), as with amxq_matmul_ex(). */
     worker *w0 = &ctx->workers[0];
-    amxq_barrier_wait(&ctx->bar);
-    run_job(ctx, w0);
+    if ((uint64_t)plan.m * (uint64_t)plan.n * (uint64_t)plan.k < AMXQ_CTX_SMALL_MACS) {
+        /* Waking the workers costs more than such a product: the caller runs it alone (the
+         * kernels' results do not depend on the split, so the bits are the same). */
+        run_job(ctx, w0, 1);
+    } else {
+        amxq_barrier_wait(&ctx->bar);
+        run_job(ctx, w0, ctx->n_threads);
+        amxq_barrier_wait(&ctx->bar);
+    }
     w0->kept_tiles = 0;
-    amxq_barrier_wait(&ctx->bar);
 
     ctx->mirror = NULL;
     ctx->x = NULL;

@@ -96,4 +96,9 @@ int amxq_numa_node_cpus(int node, int *cpus, int max);
  * the build has libnuma and the kernel supports NUMA), so tests exercise mbind and move_pages. */
 void amxq_numa_force_libnuma(int on);
 
+/* Products of fewer multiply-adds (M * N * K) than this run on the calling thread alone in
+ * amxq_ctx_matmul: a pool wake-up (tens of microseconds, more on a loaded machine) would cost
+ * more than the product (1 x 512 x 512 takes a few microseconds on the fast kernels). */
+#define AMXQ_CTX_SMALL_MACS ((uint64_t)1 << 18)
+
 #endif /* AMXQ_PARALLEL_H */
