@@ -496,7 +496,8 @@ AMXQ_API int amxq_ctx_threads(const amxq_ctx *ctx);
 
 /** amxq_ctx_matmul() : amxq_matmul_ex() run by the threads of `ctx`: the calling thread and the
  *  workers quantize X and compute C in slices (amxq_quantize_slice(), amxq_matmul_slice()).
- *  Bitwise identical to amxq_matmul_ex() with the same ISA.
+ *  Bitwise identical to amxq_matmul_ex() with the same ISA. A product of fewer than 2^18
+ *  multiply-adds (M * N * K) runs on the calling thread alone: waking the pool would cost more.
  *  @param params  as for amxq_matmul_ex(). Without a workspace, the context's own is used (grown
  *                 when a product needs more, and then kept; placed on the context's node).
  *                 AMXQ_KEEP_TILES keeps tiles loaded on every thread of the product; the workers
