@@ -15,6 +15,8 @@
 #include "simd.h"
 
 #if defined(AMXQ_SIMD_EMU)
+#include <math.h>
+
 #include "ref/fp16.h"
 #endif
 
@@ -42,7 +44,8 @@ VN_INLINE __m512 vn_load_ph(const void *p)
 #endif
 }
 
-/* int32 to float: vcvtdq2ps (exact below 2^24, the only range the kernels convert). */
+/* int32 to float: vcvtdq2ps, rounding to nearest-even (exact below 2^24; Q4_K's super-block
+ * sums can exceed it, and must round as the reference's (float) cast does). */
 VN_INLINE __m512 vn_cvt_i32_ps(__m512i v)
 {
 #if defined(AMXQ_SIMD_EMU)
@@ -54,6 +57,40 @@ VN_INLINE __m512 vn_cvt_i32_ps(__m512i v)
     return _mm512_loadu_ps(f);
 #else
     return _mm512_cvtepi32_ps(v);
+#endif
+}
+
+/* a * b + c rounded once: vfmadd. The emulated build spells it out with fmaf() per lane, so that
+ * whether SIMDe fuses (it does only when its 256-bit FMA path is compiled in) cannot change a
+ * bit: the numeric contract (docs/design.md §1) says which operations are fused. */
+VN_INLINE __m512 vn_fmadd_ps(__m512 a, __m512 b, __m512 c)
+{
+#if defined(AMXQ_SIMD_EMU)
+    float fa[16], fb[16], fc[16];
+    memcpy(fa, &a, sizeof fa);
+    memcpy(fb, &b, sizeof fb);
+    memcpy(fc, &c, sizeof fc);
+    for (int i = 0; i < 16; i++)
+        fc[i] = fmaf(fa[i], fb[i], fc[i]);
+    return _mm512_loadu_ps(fc);
+#else
+    return _mm512_fmadd_ps(a, b, c);
+#endif
+}
+
+/* c - a * b rounded once: vfnmadd (that is fma(-a, b, c); negation is exact). */
+VN_INLINE __m512 vn_fnmadd_ps(__m512 a, __m512 b, __m512 c)
+{
+#if defined(AMXQ_SIMD_EMU)
+    float fa[16], fb[16], fc[16];
+    memcpy(fa, &a, sizeof fa);
+    memcpy(fb, &b, sizeof fb);
+    memcpy(fc, &c, sizeof fc);
+    for (int i = 0; i < 16; i++)
+        fc[i] = fmaf(-fa[i], fb[i], fc[i]);
+    return _mm512_loadu_ps(fc);
+#else
+    return _mm512_fnmadd_ps(a, b, c);
 #endif
 }
 

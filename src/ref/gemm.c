@@ -1,12 +1,17 @@
 /*
  * Reference products on packed weights: the oracle for every other gemm kernel. Written for
  * obviousness, not speed: one output at a time, every weight fetched through the documented
- * packed layout (src/internal.h), one int32 dot product per block scaled in float as ggml does
- * (DESIGN.md §1), block contributions accumulated in double, the sum stored as float.
+ * packed layout (src/internal.h), one exact int32 dot product per block, then the float epilogue
+ * of the numeric contract (docs/design.md §1; include/amxq.h, "Numeric contract") written out
+ * literally, one C operation per rounding, fmaf() where the contract fuses. Every other kernel
+ * family must reproduce these bits, so any change here is a change of
+ * AMXQ_NUMERIC_CONTRACT_VERSION.
  *
  * Invariants relied on: the layout was validated against the buffer; qx holds rows [m0, m1)
  * quantized for this weight type; padding rows of the last panel (n >= N) are never written.
+ * The build passes -ffp-contract=off, so the compiler fuses nothing the code does not.
  */
+#include <math.h>
 #include <string.h>
 
 #include "ref/fp16.h"
@@ -36,20 +41,23 @@ static const uint8_t *block_terms(const amxq_layout *lo, const uint8_t *panel, i
     return panel + lo->terms_offset + (size_t)b * lo->terms_bytes;
 }
 
+/* Blocks of 32 whose f32 sum is formed before it is added into double (the contract's group). */
+#define REF_GROUP_32 8
+
 /* One output C[m][n] (n = panel row j) for the 32-weight types. */
-static double dot_32(const amxq_layout *lo, const uint8_t *panel, int j, const amxq_qx *qx,
-                     int64_t m)
+static float dot_32(const amxq_layout *lo, const uint8_t *panel, int j, const amxq_qx *qx,
+                    int64_t m)
 {
     const int8_t *xq = qx->qs + m * qx->ld_qs;
     const float *xd = qx->d + m * qx->ld_d;
-    double acc = 0.0;
+    double sum = 0.0;
+    float acc = 0.0f;
     for (int64_t b = 0; b < lo->k_blocks; b++) {
         const uint8_t *chunk = block_chunk(lo, panel, b);
         const uint8_t *terms = block_terms(lo, panel, b);
         const int8_t *xb = xq + b * AMXQ_QK;
         const float dw = amxq_fp16_to_fp32(term_u16(terms, 0, j));
         int32_t isum = 0;
-        float part;
         switch (lo->type) {
         case AMXQ_TYPE_Q4_0:
             for (int t = 0; t < 16; t++) {
@@ -57,41 +65,45 @@ static double dot_32(const amxq_layout *lo, const uint8_t *panel, int j, const a
                 isum += ((int32_t)(q & 15) - 8) * xb[t];
                 isum += ((int32_t)(q >> 4) - 8) * xb[t + 16];
             }
-            part = (dw * xd[b]) * (float)isum;
             break;
-        case AMXQ_TYPE_Q4_1: {
+        case AMXQ_TYPE_Q4_1:
             for (int t = 0; t < 16; t++) {
                 const uint8_t q = chunk_byte(chunk, j, t);
                 isum += (int32_t)(q & 15) * xb[t];
                 isum += (int32_t)(q >> 4) * xb[t + 16];
             }
-            const float mw = amxq_fp16_to_fp32(term_u16(terms, 32, j));
-            const float scaled = (dw * xd[b]) * (float)isum;
-            const float offset = mw * qx->s[m * qx->ld_d + b];
-            part = scaled + offset;
             break;
-        }
         case AMXQ_TYPE_Q8_0:
         default:
             for (int t = 0; t < 32; t++)
                 isum += (int32_t)(int8_t)chunk_byte(chunk, j, t) * xb[t];
-            part = (dw * xd[b]) * (float)isum;
             break;
         }
-        acc += (double)part;
+        /* |isum| < 2^24 for these types: the conversion is exact */
+        const float scale = dw * xd[b];
+        acc = fmaf((float)isum, scale, acc);
+        if (lo->type == AMXQ_TYPE_Q4_1) {
+            const float mw = amxq_fp16_to_fp32(term_u16(terms, 32, j));
+            acc = fmaf(mw, qx->s[m * qx->ld_d + b], acc);
+        }
+        if ((b + 1) % REF_GROUP_32 == 0 || b + 1 == lo->k_blocks) {
+            sum += (double)acc;
+            acc = 0.0f;
+        }
     }
-    return acc;
+    return (float)sum;
 }
 
-/* One output for Q4_K: per super-block
- * d_x*d * sum_j sc_j * isum_j  -  d_x*dmin * sum_j m_j * (bsums[2j] + bsums[2j+1]). */
-static double dot_q4_k(const amxq_layout *lo, const uint8_t *panel, int j, const amxq_qx *qx,
-                       int64_t m)
+/* One output for Q4_K: per super-block the exact integers
+ * I = sum_j sc_j * isum_j and J = sum_j m_j * (bsums[2j] + bsums[2j+1]), then
+ * v = fma(-float(J), dmin*d_x, float(I) * (d*d_x)) added into double. */
+static float dot_q4_k(const amxq_layout *lo, const uint8_t *panel, int j, const amxq_qx *qx,
+                      int64_t m)
 {
     const int8_t *xq = qx->qs + m * qx->ld_qs;
     const float *xd = qx->d + m * qx->ld_d;
     const int16_t *bs = qx->sums + m * qx->ld_sums;
-    double acc = 0.0;
+    double sum = 0.0;
     for (int64_t b = 0; b < lo->k_blocks; b++) {
         const uint8_t *chunk = block_chunk(lo, panel, b);
         const uint8_t *terms = block_terms(lo, panel, b);
@@ -114,13 +126,15 @@ static double dot_q4_k(const amxq_layout *lo, const uint8_t *panel, int j, const
             sc_sum += sc * isum;
             min_sum += mn * (bsb[2 * sb] + bsb[2 * sb + 1]);
         }
-        const float dd = xd[b] * d;
-        const float dm = xd[b] * dmin;
-        const float scaled = dd * (float)sc_sum;
-        const float mins = dm * (float)min_sum;
-        acc += (double)scaled - (double)mins;
+        /* (float)sc_sum may round (|sc_sum| reaches 63 * 8 * 32 * 15 * 128 > 2^24): to
+         * nearest-even, as vcvtdq2ps does */
+        const float dd = d * xd[b];
+        const float dm = dmin * xd[b];
+        const float scaled = (float)sc_sum * dd;
+        const float v = fmaf(-(float)min_sum, dm, scaled);
+        sum += (double)v;
     }
-    return acc;
+    return (float)sum;
 }
 
 static void gemm_ref(const amxq_layout *lo, const void *packed, const amxq_qx *qx, int64_t m0,
@@ -133,9 +147,8 @@ static void gemm_ref(const amxq_layout *lo, const void *packed, const amxq_qx *q
                 const int64_t n = p * AMXQ_PANEL_N + j;
                 if (n >= lo->n)
                     break;
-                const double v = lo->type == AMXQ_TYPE_Q4_K ? dot_q4_k(lo, panel, j, qx, m)
+                c[m * ldc + n] = lo->type == AMXQ_TYPE_Q4_K ? dot_q4_k(lo, panel, j, qx, m)
                                                             : dot_32(lo, panel, j, qx, m);
-                c[m * ldc + n] = (float)v;
             }
         }
     }

@@ -12,10 +12,13 @@
  *
  * Each unpacked B tile serves two A tiles, each A tile two B tiles. Because every 32-k step has
  * its own scales, the int32 C tiles leave the tile unit after every step: they are stored to a
- * stack buffer and an AVX-512 epilogue converts them to float and accumulates
- * d_w[n] * d_x[m] * isum (+ m_w[n] * s_x[m] for Q4_1) into a float accumulator on the stack;
- * every 8 steps (256 k; a Q4_K super-block) the float sums are added into double sums, so the
- * rounding error does not grow with K (the reference sums blocks in double).
+ * stack buffer and an AVX-512 epilogue applies the numeric contract (docs/design.md §1,
+ * include/amxq.h) with the same roundings in the same order as the reference and the VNNI
+ * kernels: acc = fma(float(isum), d_w[n] * d_x[m], acc) (then acc = fma(m_w[n], s_x[m], acc) for
+ * Q4_1) on a float accumulator kept on the stack, which every 8 steps (256 k, counted from step 0)
+ * is added into a double sum and restarted at +0; Q4_K adds each super-block's float term into
+ * the double sum directly. Keeping the accumulator in memory between steps changes no bit: only
+ * the operations and their order are fixed by the contract, and they are the same.
  * Software pipelining, per iteration t: step t's tile work (zero, load, 4 dot products, store C
  * into buffer t&1), then step t+1's B unpack (into the other B buffer), then step t-1's epilogue
  * (reading C buffer (t-1)&1). The tile unit works on step t while the vector units unpack and
@@ -49,7 +52,7 @@
 #endif
 
 #define MC    128 /* rows of X per chunk */
-#define GROUP 8   /* 32-k steps summed in float before adding into double (a Q4_K super-block) */
+#define GROUP 8   /* 32-k steps summed in float before adding into double (the contract's group) */
 
 /* ---- B operands ----------------------------------------------------------------------------- */
 
@@ -100,7 +103,8 @@ struct blk {
 struct scratch {
     _Alignas(64) int32_t cbuf[2][4][16][16]; /* stored C tiles, double-buffered by step */
     _Alignas(64) int8_t bbuf[2][2][8][64];   /* unpacked B tiles, double-buffered by step */
-    _Alignas(64) float acc[4][16][16];       /* float sums of a group of steps, C tile q = a + 2b */
+    _Alignas(64) float acc[4][16][16];       /* float sums of a group of steps, C tile q = a + 2b
+                                                (unused by Q4_K) */
     _Alignas(64) double dacc[4][16][16];     /* the groups' sums: C before rounding to float */
     _Alignas(64) int32_t iacc[4][16][16];    /* Q4_K: sum_j sc_j * isum_j of a super-block */
     const uint8_t *bptr[2][2];               /* B operand of [step & 1][panel] */
@@ -195,7 +199,9 @@ static inline __attribute__((always_inline)) void tile_step(const struct blk *k,
     }
 }
 
-/* Q4_K, end of super-block sb: acc += d*d_x*iacc - dmin*d_x*sum_j m_j*(bsums of sub-block j). */
+/* Q4_K, end of super-block sb: with I = iacc and J = sum_j m_j*(bsums of sub-block j), both exact,
+ * dacc += double(fma(-float(J), dmin*d_x, float(I) * (d*d_x))): the numeric contract's super-block
+ * term (docs/design.md §1), straight into the double sums as in the VNNI kernel. */
 static inline void q4k_finish(const struct blk *k, struct scratch *s, int64_t sb)
 {
     const amxq_layout *lo = k->lo;
@@ -222,14 +228,11 @@ static inline void q4k_finish(const struct blk *k, struct scratch *s, int64_t sb
                     msum = _mm512_add_epi32(msum, vn_madd_i16(mins[j], _mm512_set1_epi32(pair)));
                 }
                 const __m512 dx = _mm512_set1_ps(qx->d[m * qx->ld_d + sb]);
-                __m512 acc = _mm512_load_ps(s->acc[q][i]);
                 const __m512i isc = _mm512_load_si512(s->iacc[q][i]);
-                /* scales and mins nearly cancel: round each as the reference does, subtract,
-                 * then accumulate */
-                const __m512 scaled = _mm512_mul_ps(vn_cvt_i32_ps(isc), _mm512_mul_ps(dx, dw));
-                const __m512 minus = _mm512_mul_ps(vn_cvt_i32_ps(msum), _mm512_mul_ps(dx, dminw));
-                acc = _mm512_add_ps(acc, _mm512_sub_ps(scaled, minus));
-                _mm512_store_ps(s->acc[q][i], acc);
+                const __m512 scaled = _mm512_mul_ps(vn_cvt_i32_ps(isc), _mm512_mul_ps(dw, dx));
+                const __m512 v =
+                    vn_fnmadd_ps(vn_cvt_i32_ps(msum), _mm512_mul_ps(dminw, dx), scaled);
+                vn_add_to_f64(s->dacc[q][i], v);
             }
         }
     }
@@ -276,17 +279,9 @@ static inline __attribute__((always_inline)) void epilogue(const struct blk *k, 
                 const int64_t m = k->mb + 16 * a + i;
                 const __m512 f = vn_cvt_i32_ps(_mm512_load_si512(cb[q][i]));
                 const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(qx->d[m * qx->ld_d + t]));
-                __m512 acc = _mm512_load_ps(s->acc[q][i]);
-                if (ti == AMXQ_TI_Q4_1) {
-                    /* d*nibble and m nearly cancel: form the block's value exactly as the
-                     * reference rounds it, so only the running sum may differ */
-                    const __m512 scaled = _mm512_mul_ps(f, scale);
-                    const __m512 offset =
-                        _mm512_mul_ps(mw, _mm512_set1_ps(qx->s[m * qx->ld_d + t]));
-                    acc = _mm512_add_ps(acc, _mm512_add_ps(scaled, offset));
-                } else {
-                    acc = _mm512_fmadd_ps(f, scale, acc);
-                }
+                __m512 acc = vn_fmadd_ps(f, scale, _mm512_load_ps(s->acc[q][i]));
+                if (ti == AMXQ_TI_Q4_1)
+                    acc = vn_fmadd_ps(mw, _mm512_set1_ps(qx->s[m * qx->ld_d + t]), acc);
                 _mm512_store_ps(s->acc[q][i], acc);
             }
         }
@@ -319,12 +314,13 @@ static inline __attribute__((always_inline)) void run_block(const struct blk *k,
             prep_b(k, s, t + 1, ti);
         if (t > 0) {
             epilogue(k, s, t - 1, ti);
-            if (t % GROUP == 0)
+            if (t % GROUP == 0 && ti != AMXQ_TI_Q4_K)
                 flush_group(k, s);
         }
     }
     epilogue(k, s, k->steps - 1, ti);
-    flush_group(k, s);
+    if (ti != AMXQ_TI_Q4_K) /* Q4_K adds each super-block into dacc itself */
+        flush_group(k, s);
 
     const int64_t n_total = k->lo->n;
     for (int b = 0; b < k->np; b++) {

@@ -23,11 +23,12 @@
 #define VN_PMAX 2 /* panels (16 columns each) per micro-kernel */
 
 /*
- * Accumulation: per block the int32 sums are scaled and added into f32 accumulators held in
- * registers; every VN_GROUP_32 blocks (256 k) those are added into f64 sums kept on the stack and
- * restarted. The f32 error then stays that of a 256-k partial sum whatever K is (a plain f32 sum
- * over K = 4096 already drifts ~4e-7 from the f64 reference, and grows with sqrt(K)), at the
- * cost of a few instructions per tile every 256 k.
+ * Accumulation, as the numeric contract fixes it (docs/design.md §1): per block the int32 sums
+ * are scaled and fused into f32 accumulators held in registers; every VN_GROUP_32 blocks (256 k,
+ * counted from block 0) those are added into f64 sums kept on the stack and restarted at +0; the
+ * f64 sum is rounded to float once, at the end. The f32 error then stays that of a 256-k partial
+ * sum whatever K is, at the cost of a few instructions per tile every 256 k. The group size is
+ * part of the contract: every kernel family uses the same one, so it must not be tuned alone.
  */
 #define VN_GROUP_32 8 /* blocks of 32; Q4_K adds into f64 every super-block of 256 */
 

@@ -14,8 +14,14 @@
  *
  * with sx = qx->sums, the block's sum of activation quants. Q8_0 flips the weight side rather than
  * the activation side so that the flip is paid once per line and reused by all R rows (which is
- * why the packed layout carries no weight sums). Per block the int32 sum is scaled in float,
- * acc += float(isum) * (d_w * d_x) (+ m_w * s_x), as DESIGN.md §1 and the reference do.
+ * why the packed layout carries no weight sums). Per block the int32 sum is scaled in float by
+ * the numeric contract (docs/design.md §1, include/amxq.h), which this code and the reference
+ * implement operation for operation:
+ *
+ *   acc = fma(float(isum), d_w * d_x, acc)          one rounding for d_w * d_x, one for the fma
+ *   acc = fma(m_w, s_x, acc)                         Q4_1 only
+ *
+ * acc restarting at +0 every VN_GROUP_32 blocks and added into a double sum (gemm.h).
  *
  * Inner loop, per block, per 64-byte line (4 k), per panel: one load, the unpack (Q4: and,
  * shift+and; Q8: xor), then R (Q4: 2R) vpdpbusd. With R = 4 and P = 2 that is 8 int32 + 8 f32
@@ -100,10 +106,10 @@ VN_INLINE void gemm32_tile(const struct vn_tile *t, const int T, const int R, co
                 const __m512 mw = T == T_Q4_1 ? vn_load_ph(terms[p] + 32) : _mm512_setzero_ps();
                 for (int r = 0; r < R; r++) {
                     const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(t->xd[r * t->ld_d + b]));
-                    acc[r][p] = _mm512_fmadd_ps(vn_cvt_i32_ps(ia[r][p]), scale, acc[r][p]);
+                    acc[r][p] = vn_fmadd_ps(vn_cvt_i32_ps(ia[r][p]), scale, acc[r][p]);
                     if (T == T_Q4_1)
                         acc[r][p] =
-                            _mm512_fmadd_ps(mw, _mm512_set1_ps(t->xs[r * t->ld_d + b]), acc[r][p]);
+                            vn_fmadd_ps(mw, _mm512_set1_ps(t->xs[r * t->ld_d + b]), acc[r][p]);
                 }
             }
         }

@@ -6,9 +6,11 @@
  *
  *   isc  = sum_j sc_j * (sum_k q_w * q_x over sub-block j)          exact int32 (vpmulld)
  *   imin = sum_j m_j * (bsums[2j] + bsums[2j+1])                     exact int32 (vpdpwssd)
- *   acc += float(isc) * (d_w * d_x) - float(imin) * (dmin_w * d_x)
+ *   v    = fma(-float(imin), dmin_w * d_x, float(isc) * (d_w * d_x))     then  sum += double(v)
  *
- * exactly the integers of the reference, scaled in float once per super-block. The sub-block sum
+ * exactly the integers of the reference, scaled in float once per super-block by the numeric
+ * contract (docs/design.md §1, include/amxq.h): the same roundings, in the same order, as the
+ * reference (float(isc) rounds to nearest-even when |isc| >= 2^24). The sub-block sum
  * uses vpdpbusd with the nibbles as the unsigned operand (no correction needed: Q4_K's offset is
  * the separate min term). The min term pairs each int16 bsum with its sub-block's m: the weight
  * operand holds (m_j, m_j) in each 32-bit lane and the activation operand is the int32 at
@@ -104,7 +106,7 @@ VN_INLINE void gemm_q4_k_tile(const struct vn_tile *t, const int R, const int P)
             for (int r = 0; r < R; r++) {
                 const __m512 dx = _mm512_set1_ps(t->xd[r * t->ld_d + b]);
                 __m512 v = _mm512_mul_ps(vn_cvt_i32_ps(isc[r][p]), _mm512_mul_ps(d, dx));
-                v = _mm512_fnmadd_ps(vn_cvt_i32_ps(imin[r][p]), _mm512_mul_ps(dmin, dx), v);
+                v = vn_fnmadd_ps(vn_cvt_i32_ps(imin[r][p]), _mm512_mul_ps(dmin, dx), v);
                 vn_add_to_f64(sum[r][p], v);
             }
         }
