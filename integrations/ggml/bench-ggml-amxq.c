@@ -1,0 +1,111 @@
+/* MUL_MAT in a ggml graph with the weight in the CPU buffer, in CPU_REPACK (where this ggml
+ * repacks the type) and in AMXQ: milliseconds per graph, same process, same inputs.
+ * Usage: bench-ggml-amxq [N_K] [threads...]   (defaults: 4096, threads 1 2)
+ * Prints a Markdown table; integrations/ggml/README.md holds one. */
+#include "ggml-amxq-util.h"
+
+#include <time.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Median-free and simple: the best of a few runs after a warm-up, at least ~0.3 s in all. */
+static double time_graph(ggml_backend_t be, struct ggml_tensor *w, int64_t m, int nth,
+                         const float *x)
+{
+    struct gmm g;
+    if (!gmm_new(&g, be, w, m, 1))
+        return -1;
+    double best = -1;
+    if (gmm_run(&g, be, nth, x, NULL)) {
+        const double start = now_ms();
+        for (int r = 0; r < 20 && (r < 3 || now_ms() - start < 300); r++) {
+            const double t0 = now_ms();
+            gmm_run(&g, be, nth, NULL, NULL);
+            const double t = now_ms() - t0;
+            if (best < 0 || t < best)
+                best = t;
+        }
+    }
+    gmm_free(&g);
+    return best;
+}
+
+static void cell(double ms)
+{
+    if (ms < 0)
+        printf(" — |");
+    else
+        printf(" %.3g |", ms);
+}
+
+int main(int argc, char **argv)
+{
+    const int64_t nk = argc > 1 ? atoll(argv[1]) : 4096;
+    int threads[8] = {1, 2}, n_threads = 2;
+    if (argc > 2) {
+        n_threads = 0;
+        for (int i = 2; i < argc && n_threads < 8; i++)
+            threads[n_threads++] = atoi(argv[i]);
+    }
+    static const enum ggml_type types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q8_0,
+                                           GGML_TYPE_Q4_K};
+    static const int64_t ms[] = {1, 32, 512};
+    ggml_backend_t be = ggml_backend_cpu_init();
+    ggml_backend_dev_t dev = ggml_backend_get_device(be);
+    ggml_backend_buffer_type_t amxq = ggml_backend_amxq_buffer_type();
+    ggml_backend_buffer_type_t repack = g_extra_buft(dev, "CPU_REPACK");
+    if (be == NULL || amxq == NULL) {
+        fprintf(stderr, "no CPU backend or no AMXQ buffer type\n");
+        return 1;
+    }
+    float *x = (float *)malloc(sizeof(float) * (size_t)(nk * 512));
+    g_fill(x, (size_t)(nk * 512), 3);
+    printf("N = K = %lld, best of runs, ms per graph (MUL_MAT only)\n\n", (long long)nk);
+    printf("| type | M | threads | CPU | CPU_REPACK | AMXQ | AMXQ vs CPU | AMXQ vs best ggml |\n");
+    printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        void *bytes = g_weights(types[ti], nk, nk, 42);
+        struct gw wc = {NULL, NULL, NULL}, wa = {NULL, NULL, NULL}, wr = {NULL, NULL, NULL};
+        gw_new(&wc, types[ti], nk, nk, 1, ggml_backend_cpu_buffer_type(), bytes);
+        gw_new(&wa, types[ti], nk, nk, 1, amxq, bytes);
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+            /* CPU_REPACK only where it would take this op (as an engine would ask). */
+            int use_repack = 0;
+            if (repack != NULL) {
+                struct ggml_context *c = gw_ctx(4);
+                struct ggml_tensor *w = ggml_new_tensor_2d(c, types[ti], nk, nk);
+                struct ggml_tensor *xt = ggml_new_tensor_2d(c, GGML_TYPE_F32, nk, ms[mi]);
+                use_repack = g_buft_supports(dev, repack, ggml_mul_mat(c, w, xt));
+                ggml_free(c);
+            }
+            if (use_repack && wr.t == NULL)
+                gw_new(&wr, types[ti], nk, nk, 1, repack, bytes);
+            for (int t = 0; t < n_threads; t++) {
+                const double tc = time_graph(be, wc.t, ms[mi], threads[t], x);
+                const double tr = use_repack ? time_graph(be, wr.t, ms[mi], threads[t], x) : -1;
+                const double ta = time_graph(be, wa.t, ms[mi], threads[t], x);
+                const double best = tr > 0 && tr < tc ? tr : tc;
+                printf("| %s | %lld | %d |", ggml_type_name(types[ti]), (long long)ms[mi],
+                       threads[t]);
+                cell(tc);
+                cell(tr);
+                cell(ta);
+                printf(" %.2f× | %.2f× |\n", tc / ta, best / ta);
+                fflush(stdout);
+            }
+        }
+        if (wr.t != NULL)
+            gw_free(&wr);
+        gw_free(&wa);
+        gw_free(&wc);
+        free(bytes);
+    }
+    free(x);
+    ggml_backend_free(be);
+    return 0;
+}

@@ -1,0 +1,333 @@
+// ggml-amxq: the "AMXQ" extra buffer type of ggml's CPU backend, on amxq's public API only.
+//
+// Weights written into an AMXQ buffer are packed with amxq_pack(); ggml's MUL_MAT on such a
+// weight runs amxq's slice API on ggml's own threads (docs/threads.md): every thread plans,
+// quantizes its share of the activations into ggml's work buffer, meets the others at
+// ggml_barrier(), then computes its panels of the result. Only what amxq computes exactly as
+// ggml asks is accepted (supports_op); everything else stays on ggml's own path. MUL_MAT_ID is
+// refused until amxq packs expert tensors.
+
+#include "ggml-amxq.h"
+
+#include <amxq.h>
+
+#include "ggml-backend-impl.h"
+#include "ggml-cpu.h"
+#include "traits.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace
+{
+
+// amxq's type values are ggml's, but only four of them are amxq types.
+bool amxq_type_of(enum ggml_type t, amxq_type *out)
+{
+    switch (t) {
+    case GGML_TYPE_Q4_0:
+    case GGML_TYPE_Q4_1:
+    case GGML_TYPE_Q8_0:
+    case GGML_TYPE_Q4_K:
+        *out = (amxq_type)t;
+        return true;
+    default:
+        return false;
+    }
+}
+
+// A tensor the buffer stores packed: a whole, contiguous 2-D weight of an amxq type. Higher
+// dimensions (expert stacks, batched weights) are stored as ggml's bytes, untouched.
+bool is_packable(const struct ggml_tensor *t)
+{
+    amxq_type at;
+    if (t->view_src != nullptr || !amxq_type_of(t->type, &at))
+        return false;
+    if (t->ne[2] != 1 || t->ne[3] != 1 || !ggml_is_contiguous(t))
+        return false;
+    return amxq_packed_size(at, t->ne[1], t->ne[0]) != 0 &&
+           amxq_ggml_size(at, t->ne[1], t->ne[0]) == ggml_nbytes(t);
+}
+
+bool buft_is_amxq(ggml_backend_buffer_type_t buft);
+
+bool in_amxq_buffer(const struct ggml_tensor *t)
+{
+    return t->buffer != nullptr && buft_is_amxq(t->buffer->buft);
+}
+
+// Exactly what compute_forward() can do: C = X * W^T with W packed (2-D), X f32 rows that are
+// contiguous (any batch dimensions of X then are just more rows, as ggml broadcasts a 2-D weight
+// over them), C f32 contiguous, in host memory.
+bool mul_mat_ok(const struct ggml_tensor *op)
+{
+    const struct ggml_tensor *w = op->src[0];
+    const struct ggml_tensor *x = op->src[1];
+    if (op->op != GGML_OP_MUL_MAT || w == nullptr || x == nullptr)
+        return false;
+    if (!in_amxq_buffer(w) || !is_packable(w))
+        return false;
+    if (x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x))
+        return false;
+    if (x->buffer != nullptr && !ggml_backend_buft_is_host(x->buffer->buft))
+        return false;
+    if (op->type != GGML_TYPE_F32 || !ggml_is_contiguous(op))
+        return false;
+    if (x->ne[0] != w->ne[0] || op->ne[0] != w->ne[1])
+        return false;
+    for (int d = 1; d < 4; d++)
+        if (op->ne[d] != x->ne[d])
+            return false;
+    const int64_t m = ggml_nrows(x);
+    return m >= 1 && m < ((int64_t)1 << 31);
+}
+
+// ggml's work buffer is not promised to be 64-byte aligned: ask for the slack and align inside.
+size_t workspace_bytes(const struct ggml_tensor *op)
+{
+    const struct ggml_tensor *w = op->src[0];
+    return amxq_workspace_size((amxq_type)w->type, ggml_nrows(op->src[1]), w->ne[0]) +
+           AMXQ_ALIGNMENT;
+}
+
+[[noreturn]] void fail(const char *what, const struct ggml_tensor *t, amxq_status st)
+{
+    GGML_ABORT("amxq: %s of %s: %s", what, t->name, amxq_status_str(st));
+}
+
+class tensor_traits : public ggml::cpu::tensor_traits
+{
+    bool work_size(int, const struct ggml_tensor *op, size_t &size) override
+    {
+        if (!mul_mat_ok(op))
+            return false;
+        size = workspace_bytes(op);
+        return true;
+    }
+
+    bool compute_forward(struct ggml_compute_params *params, struct ggml_tensor *op) override
+    {
+        // get_tensor_traits() sends every op that reads a packed weight here, so that none of
+        // them can read packed bytes as ggml blocks and compute garbage.
+        if (!mul_mat_ok(op))
+            GGML_ABORT("amxq: %s (%s) reads the packed weight %s in a way amxq does not compute",
+                       op->name, ggml_op_name(op->op), op->src[0] ? op->src[0]->name : "?");
+        const struct ggml_tensor *w = op->src[0];
+        const struct ggml_tensor *x = op->src[1];
+        const int64_t m = ggml_nrows(x);
+
+        // Every thread plans for itself: a plan is a few header reads, and all threads reach the
+        // same one (same weight, same M), which saves sharing it through a second barrier.
+        amxq_plan plan;
+        amxq_status st = amxq_matmul_plan(w->data, m, nullptr, &plan);
+        const uintptr_t base = (uintptr_t)params->wdata;
+        void *ws = (void *)((base + AMXQ_ALIGNMENT - 1) & ~(uintptr_t)(AMXQ_ALIGNMENT - 1));
+        const size_t slack = (uintptr_t)ws - base;
+        if (st == AMXQ_OK &&
+            (params->wdata == nullptr || params->wsize < slack + plan.workspace_size))
+            st = AMXQ_ERR_BUFFER_SIZE;
+        if (st == AMXQ_OK)
+            st = amxq_quantize_slice(&plan, (const float *)x->data, x->ne[0], ws,
+                                     plan.workspace_size, params->ith, params->nth);
+        // Every thread passes the barrier, failed or not, or the others would wait forever.
+        ggml_barrier(params->threadpool);
+        if (st != AMXQ_OK)
+            fail("quantizing the activations for MUL_MAT", op, st);
+        st = amxq_matmul_slice(&plan, w->data, ws, plan.workspace_size, (float *)op->data,
+                               op->ne[0], params->ith, params->nth);
+        if (st != AMXQ_OK)
+            fail("MUL_MAT", op, st);
+        return true;
+    }
+};
+
+tensor_traits g_traits;
+
+bool is_packed(const struct ggml_tensor *t)
+{
+    if (t->view_src != nullptr)
+        t = t->view_src;
+    return t->extra == &g_traits && in_amxq_buffer(t);
+}
+
+class extra_buffer_type : public ggml::cpu::extra_buffer_type
+{
+    bool supports_op(ggml_backend_dev_t, const struct ggml_tensor *op) override
+    {
+        // MUL_MAT only: MUL_MAT_ID needs packed expert tensors, which amxq does not have yet.
+        return mul_mat_ok(op);
+    }
+
+    ggml::cpu::tensor_traits *get_tensor_traits(const struct ggml_tensor *op) override
+    {
+        // Ops that only rename a tensor read no data; any other op that reads a packed weight
+        // is ours (compute_forward() refuses what it cannot do).
+        switch (op->op) {
+        case GGML_OP_NONE:
+        case GGML_OP_VIEW:
+        case GGML_OP_RESHAPE:
+        case GGML_OP_PERMUTE:
+        case GGML_OP_TRANSPOSE:
+            return nullptr;
+        default:
+            break;
+        }
+        for (int i = 0; i < GGML_MAX_SRC; i++)
+            if (op->src[i] != nullptr && is_packed(op->src[i]))
+                return &g_traits;
+        return nullptr;
+    }
+};
+
+// ---- buffer ----------------------------------------------------------------------------------
+
+void buffer_free(ggml_backend_buffer_t buffer)
+{
+    std::free(buffer->context);
+}
+
+void *buffer_get_base(ggml_backend_buffer_t buffer)
+{
+    return buffer->context;
+}
+
+enum ggml_status buffer_init_tensor(ggml_backend_buffer_t, struct ggml_tensor *tensor)
+{
+    // The mark that this tensor's bytes are packed; the other tensors hold ggml's bytes.
+    if (is_packable(tensor))
+        tensor->extra = &g_traits;
+    return GGML_STATUS_SUCCESS;
+}
+
+void buffer_memset_tensor(ggml_backend_buffer_t, struct ggml_tensor *tensor, uint8_t value,
+                          size_t offset, size_t size)
+{
+    if (tensor->extra == &g_traits && size != 0)
+        GGML_ABORT("amxq: memset of the packed tensor %s", tensor->name);
+    std::memset((char *)tensor->data + offset, value, size);
+}
+
+void buffer_set_tensor(ggml_backend_buffer_t, struct ggml_tensor *tensor, const void *data,
+                       size_t offset, size_t size)
+{
+    if (tensor->extra != &g_traits) {
+        std::memcpy((char *)tensor->data + offset, data, size);
+        return;
+    }
+    // Packing needs whole rows of every panel; weights are loaded whole, as ggml's other
+    // repacking buffers also require.
+    if (offset != 0 || size != ggml_nbytes(tensor))
+        GGML_ABORT("amxq: %s must be written whole (offset %zu, %zu of %zu bytes)", tensor->name,
+                   offset, size, ggml_nbytes(tensor));
+    const amxq_type at = (amxq_type)tensor->type;
+    const int64_t n = tensor->ne[1], k = tensor->ne[0];
+    const amxq_status st = amxq_pack(at, data, n, k, tensor->data, amxq_packed_size(at, n, k));
+    if (st != AMXQ_OK)
+        fail("packing", tensor, st);
+}
+
+void buffer_get_tensor(ggml_backend_buffer_t, const struct ggml_tensor *tensor, void *data,
+                       size_t offset, size_t size)
+{
+    if (tensor->extra != &g_traits) {
+        std::memcpy(data, (const char *)tensor->data + offset, size);
+        return;
+    }
+    const size_t whole = ggml_nbytes(tensor);
+    amxq_status st;
+    if (offset == 0 && size == whole) {
+        st = amxq_unpack(tensor->data, data, size);
+    } else {
+        // A part: restore the whole tensor, hand back the part asked for.
+        std::vector<uint8_t> tmp(whole);
+        st = amxq_unpack(tensor->data, tmp.data(), whole);
+        if (st == AMXQ_OK)
+            std::memcpy(data, tmp.data() + offset, size);
+    }
+    if (st != AMXQ_OK)
+        fail("unpacking", tensor, st);
+}
+
+void buffer_clear(ggml_backend_buffer_t buffer, uint8_t value)
+{
+    std::memset(buffer->context, value, buffer->size);
+}
+
+const ggml_backend_buffer_i buffer_iface = {
+    /* .free_buffer   = */ buffer_free,
+    /* .get_base      = */ buffer_get_base,
+    /* .init_tensor   = */ buffer_init_tensor,
+    /* .memset_tensor = */ buffer_memset_tensor,
+    /* .set_tensor    = */ buffer_set_tensor,
+    /* .get_tensor    = */ buffer_get_tensor,
+    /* .set_tensor_2d = */ nullptr,
+    /* .get_tensor_2d = */ nullptr,
+    /* .cpy_tensor    = */ nullptr,
+    /* .clear         = */ buffer_clear,
+    /* .reset         = */ nullptr,
+};
+
+// ---- buffer type -----------------------------------------------------------------------------
+
+const char *buft_get_name(ggml_backend_buffer_type_t)
+{
+    return "AMXQ";
+}
+
+ggml_backend_buffer_t buft_alloc_buffer(ggml_backend_buffer_type_t buft, size_t size)
+{
+    const size_t bytes = (size + AMXQ_ALIGNMENT - 1) & ~(size_t)(AMXQ_ALIGNMENT - 1);
+    void *data = std::aligned_alloc(AMXQ_ALIGNMENT, bytes);
+    if (data == nullptr) {
+        GGML_LOG_ERROR("amxq: cannot allocate a buffer of %zu bytes\n", size);
+        return nullptr;
+    }
+    return ggml_backend_buffer_init(buft, buffer_iface, data, size);
+}
+
+size_t buft_get_alignment(ggml_backend_buffer_type_t)
+{
+    return AMXQ_ALIGNMENT; // packed weights must start on this boundary
+}
+
+size_t buft_get_alloc_size(ggml_backend_buffer_type_t, const struct ggml_tensor *tensor)
+{
+    if (is_packable(tensor))
+        return amxq_packed_size((amxq_type)tensor->type, tensor->ne[1], tensor->ne[0]);
+    return ggml_nbytes(tensor);
+}
+
+bool buft_is_amxq(ggml_backend_buffer_type_t buft)
+{
+    return buft != nullptr && buft->iface.get_name == buft_get_name;
+}
+
+} // namespace
+
+extern "C" ggml_backend_buffer_type_t ggml_backend_amxq_buffer_type(void)
+{
+    // A library older than the header, or of another major version, may lack what this uses.
+    const unsigned lib = amxq_version_number();
+    if (lib / 10000 != AMXQ_VERSION_MAJOR || lib < AMXQ_VERSION_NUMBER)
+        return nullptr;
+    static struct ggml_backend_buffer_type buft = {
+        /* .iface = */ {
+            /* .get_name       = */ buft_get_name,
+            /* .alloc_buffer   = */ buft_alloc_buffer,
+            /* .get_alignment  = */ buft_get_alignment,
+            /* .get_max_size   = */ nullptr,
+            /* .get_alloc_size = */ buft_get_alloc_size,
+            /* .is_host        = */ nullptr, // packed bytes are not ggml's layout
+        },
+        /* .device  = */ ggml_backend_reg_dev_get(ggml_backend_cpu_reg(), 0),
+        /* .context = */ new extra_buffer_type(),
+    };
+    return &buft;
+}
+
+extern "C" bool ggml_backend_buft_is_amxq(ggml_backend_buffer_type_t buft)
+{
+    return buft_is_amxq(buft);
+}
