@@ -56,7 +56,8 @@ def context_lines(ctx):
         ("kernels", "amxq_kernels"),
         ("last-level cache (MiB)", "amxq_llc_MiB"),
         ("AVX-512 VNNI probe (TOPS, 1 core)", "amxq_peak_vnni_TOPS_1core"),
-        ("AMX probe (TOPS, 1 core)", "amxq_peak_amx_TOPS_1core"),
+        ("AMX probe, K = 32 tiles as the kernels (TOPS, 1 core)", "amxq_peak_amx_TOPS_1core"),
+        ("AMX probe, K = 64 tiles (TOPS, 1 core)", "amxq_peak_amx_K64_TOPS_1core"),
         ("streaming read, 1 thread (GB/s)", "amxq_peak_mem_GBps_1thread"),
     ]
     out = [f"- run: {ctx.get('date', '?')} on `{ctx.get('host_name', '?')}`, "

@@ -28,10 +28,12 @@ extern "C" {
  * best of `reps` timed runs. Needs AVX-512F + AVX-512 VNNI with the OS's ZMM state enabled. */
 double amxq_bench_probe_vnni_ops(int reps);
 
-/* Peak int8 ops a second of `tdpbssd` (16x16x64 tiles, four independent accumulators) on the
- * calling thread, best of `reps` runs. Needs AMX-TILE + AMX-INT8 and amxq_request_amx_permission()
- * == AMXQ_OK. Configures the tiles itself and releases them before returning. */
-double amxq_bench_probe_amx_ops(int reps);
+/* Peak int8 ops a second of `tdpbssd` on the calling thread with four independent 16x16 int32
+ * accumulators and A/B tiles of depth `k`: 32 (the kernels' tiles, 16x32-byte A, 8x64-byte B) or
+ * 64 (full 16x64-byte tiles); best of `reps` runs; 0 for another k. Needs AMX-TILE + AMX-INT8 and
+ * amxq_request_amx_permission() == AMXQ_OK. Configures the tiles itself and releases them before
+ * returning. */
+double amxq_bench_probe_amx_ops(int reps, int k);
 
 /* Streaming-read bandwidth in bytes a second over `bytes` (rounded down to whole 4 KiB pages) of
  * freshly allocated memory with `threads` threads, best of `reps` passes; 0 on failure (memory or
