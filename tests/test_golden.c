@@ -4,8 +4,13 @@
  *   (a) the reference activation quantizer (and the public amxq_quantize_row) reproduces ggml's
  *       quantized X byte for byte: agreeing to 1e-4 is only possible that way;
  *   (b) amxq_pack + amxq_matmul on ggml's weight bytes and f32 X give C within an L2-relative
- *       error of 1e-4 of ggml's C (DESIGN.md §1), through the process choice and through every
- *       ISA that can run here (amxq_matmul_ex with a forced isa).
+ *       error of GOLDEN_TOL of ggml's C, through the process choice and through every ISA that
+ *       can run here (amxq_matmul_ex with a forced isa). The design allows 1e-4
+ *       (docs/design.md §1); with the activations byte-identical the only difference left is the
+ *       float epilogue (ggml's order of roundings against amxq's numeric contract), and on the
+ *       16 files the worst is 3.7e-7 (Q4_1 33x96x1024; 1.8e-7 for the other types), so the bound
+ *       is 1e-6: tight enough that a wrong scale or a dropped block term fails. Every family
+ *       gives the same bits (tests/test_invariance.c), so they all print the same error.
  * The data directory comes from the environment (AMXQ_TEST_DATA, set by tests/meson.build): either
  * the directory holding ggml-golden/ or ggml-golden itself.
  */
@@ -20,7 +25,7 @@
 #include "amxq.h"
 #include "ref/ref.h"
 
-#define GOLDEN_TOL 1e-4
+#define GOLDEN_TOL 1e-6
 
 struct golden {
     char wtype[9], atype[9];
