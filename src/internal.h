@@ -16,6 +16,16 @@
 #include <stdint.h>
 
 #include "amxq.h"
+#include "amxq_config.h"
+
+/* Set (to 1) only when compiling the test-only library (src/meson.build): it adds the emulated
+ * kernel families and the test hooks (src/dispatch/test_hooks.h). The installed library is built
+ * without it and contains none of that code (docs/design.md §3). */
+#ifndef AMXQ_TEST_BUILD
+#define AMXQ_TEST_BUILD 0
+#endif
+#define AMXQ_WITH_EMU_AMX    (AMXQ_TEST_BUILD && AMXQ_KERNELS_AMX_EMU)
+#define AMXQ_WITH_EMU_AVX512 (AMXQ_TEST_BUILD && AMXQ_KERNELS_AVX512_EMU)
 
 /* ---- Quant types ---------------------------------------------------------------------------- */
 
@@ -234,6 +244,9 @@ struct amxq_kernels {
 /* The table for a concrete ISA (not AUTO), or NULL if this build or CPU cannot run it; `why`
  * (may be NULL) receives the reason. Tables are built once, thread safely. */
 const struct amxq_kernels *amxq_kernels_get(amxq_isa isa, amxq_status *why);
+
+/* Whether the table of `isa` has been built (and self-tested) in this process; builds nothing. */
+int amxq_kernels_built(amxq_isa isa);
 
 /* Ladder rungs: each fills or overwrites the slots its ISA implements. */
 void amxq_kernels_init_ref(struct amxq_kernels *t);

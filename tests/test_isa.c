@@ -27,6 +27,7 @@
 #include "amxq_config.h"
 #include "dispatch/amx_permission.h"
 #include "dispatch/cpu.h"
+#include "dispatch/test_hooks.h"
 #include "internal.h"
 #include "ref/fp16.h"
 
@@ -365,7 +366,7 @@ static void test_isa_names(void)
 static int cpu_avx512_ok(const amxq_cpu_info *ci)
 {
     return ci->avx512f && ci->avx512bw && ci->avx512vl && ci->avx512dq && ci->avx512vnni &&
-           ci->avx512vbmi && ci->os_avx512;
+           ci->avx2 && ci->fma && ci->f16c && ci->os_avx512;
 }
 
 static int expect_runnable(amxq_isa isa)
@@ -809,8 +810,11 @@ static void test_detection(void)
         EXPECT(ci.avx512f == ((b >> 16) & 1), "avx512f");
         EXPECT(ci.avx512bw == ((b >> 30) & 1), "avx512bw");
         EXPECT(ci.avx512vnni == ((c >> 11) & 1), "avx512vnni");
-        EXPECT(ci.amx_tile == ((d >> 24) & 1), "amx_tile");
-        EXPECT(ci.amx_int8 == ((d >> 25) & 1), "amx_int8");
+        /* Under amxtrap the test-only library reports AMX that CPUID does not have. */
+        if (!amxq_test_amx_faked()) {
+            EXPECT(ci.amx_tile == ((d >> 24) & 1), "amx_tile");
+            EXPECT(ci.amx_int8 == ((d >> 25) & 1), "amx_int8");
+        }
         EXPECT(ci.amx_bf16 == ((d >> 22) & 1), "amx_bf16");
     }
     __cpuid(1, a, b, c, d);

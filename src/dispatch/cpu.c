@@ -25,6 +25,9 @@
 #include "dispatch/amx_permission.h"
 #include "dispatch/cpu.h"
 #include "internal.h"
+#if AMXQ_TEST_BUILD
+#include "dispatch/test_hooks.h"
+#endif
 
 #if AMXQ_X86_64 && (defined(__GNUC__) || defined(__clang__))
 #define AMXQ_HAVE_CPUID 1
@@ -59,7 +62,7 @@ static void fill_build_flags(amxq_cpu_info *ci)
 {
     ci->build_avx512 = AMXQ_KERNELS_AVX512 ? 1 : 0;
     ci->build_amx = AMXQ_KERNELS_AMX ? 1 : 0;
-    ci->build_emu = (AMXQ_KERNELS_AMX_EMU || AMXQ_KERNELS_AVX512_EMU) ? 1 : 0;
+    ci->build_emu = (AMXQ_WITH_EMU_AMX || AMXQ_WITH_EMU_AVX512) ? 1 : 0;
 }
 
 #if AMXQ_HAVE_CPUID
@@ -193,6 +196,9 @@ static void detect(void)
     ci->amx_status = AMXQ_ERR_NO_AMX; /* usability is amxq_amx_status()'s business */
     ci->amx_permission_requested = 0;
     fill_build_flags(ci);
+#if AMXQ_TEST_BUILD
+    amxq_test_adjust_cpu(ci); /* the test-only library may model AMX under amxtrap */
+#endif
 }
 
 const amxq_cpu_info *amxq_cpu_detect(void)
@@ -203,9 +209,12 @@ const amxq_cpu_info *amxq_cpu_detect(void)
 
 int amxq_cpu_has_avx512(void)
 {
+    /* Exactly the extensions the AVX-512 objects are compiled for (avx512_flags in meson.build;
+     * tests/check_isa_objects.py checks their disassembly against this list). No VBMI: Cascade
+     * Lake and Cooper Lake have VNNI without it. */
     const amxq_cpu_info *ci = amxq_cpu_detect();
     return ci->avx512f && ci->avx512bw && ci->avx512vl && ci->avx512dq && ci->avx512vnni &&
-           ci->avx512vbmi && ci->os_avx512;
+           ci->avx2 && ci->fma && ci->f16c && ci->os_avx512;
 }
 
 /* ---- AMX permission ------------------------------------------------------------------------- */
@@ -283,6 +292,19 @@ static int real_arch_prctl(void *user, int code, unsigned long arg)
     return errno ? errno : EIO;
 }
 
+/* The arch_prctl the permission logic calls: the system's, or in the test-only library a hook a
+ * test installed (to count calls or to model a kernel). */
+static amxq_arch_prctl_fn process_arch_prctl(void **user)
+{
+    *user = NULL;
+#if AMXQ_TEST_BUILD
+    amxq_arch_prctl_fn hook = amxq_test_arch_prctl(user);
+    if (hook != NULL)
+        return hook;
+#endif
+    return real_arch_prctl;
+}
+
 static void fill_altstack(amxq_amx_result *r)
 {
     stack_t ss;
@@ -300,7 +322,9 @@ static void amx_request_once(void)
 {
     amxq_amx_result r;
 #if AMXQ_HAVE_ARCH_PRCTL
-    amxq_amx_decide(amxq_cpu_detect(), real_arch_prctl, NULL, &r);
+    void *user;
+    amxq_arch_prctl_fn prctl = process_arch_prctl(&user);
+    amxq_amx_decide(amxq_cpu_detect(), prctl, user, &r);
     fill_altstack(&r);
 #else
     amxq_amx_decide(amxq_cpu_detect(), NULL, NULL, &r);
@@ -318,6 +342,11 @@ amxq_status amxq_amx_status(void)
 int amxq_amx_requested(void)
 {
     return atomic_load_explicit(&amx_done, memory_order_acquire);
+}
+
+int amxq_amx_granted(void)
+{
+    return amxq_amx_requested() && amx_result.status == AMXQ_OK;
 }
 
 int amxq_amx_result_get(amxq_amx_result *out)
@@ -338,7 +367,9 @@ static amxq_status amx_status_peek(const amxq_cpu_info *ci)
         return AMXQ_ERR_AMX_OS;
 #if AMXQ_HAVE_ARCH_PRCTL
     uint64_t mask = 0;
-    if (real_arch_prctl(NULL, AMXQ_ARCH_GET_XCOMP_PERM, (unsigned long)(uintptr_t)&mask) == 0 &&
+    void *user;
+    amxq_arch_prctl_fn prctl = process_arch_prctl(&user);
+    if (prctl(user, AMXQ_ARCH_GET_XCOMP_PERM, (unsigned long)(uintptr_t)&mask) == 0 &&
         (mask & (1ull << AMXQ_XFEATURE_XTILEDATA)))
         return AMXQ_OK;
 #endif

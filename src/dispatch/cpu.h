@@ -11,8 +11,8 @@
  * detection (AMXQ_ERR_NO_AMX / 0); use amxq_amx_status() for AMX usability. */
 const amxq_cpu_info *amxq_cpu_detect(void);
 
-/* Whether this CPU and OS can run the AVX-512 kernels: AVX-512 F, BW, VL, DQ, VNNI and VBMI,
- * with ZMM and opmask state enabled in XCR0. */
+/* Whether this CPU and OS can run the AVX-512 kernels: AVX-512 F, BW, VL, DQ and VNNI, AVX2, FMA
+ * and F16C, with ZMM and opmask state enabled in XCR0. */
 int amxq_cpu_has_avx512(void);
 
 /* Whether tile instructions may run in this process: CPUID AMX-TILE and AMX-INT8, XCR0 bits
@@ -23,5 +23,8 @@ amxq_status amxq_amx_status(void);
 
 /* Whether the permission request has run in this process (without running it). */
 int amxq_amx_requested(void);
+
+/* Whether the permission request has run in this process and succeeded (without running it). */
+int amxq_amx_granted(void);
 
 #endif /* AMXQ_DISPATCH_CPU_H */

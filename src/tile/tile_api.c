@@ -13,7 +13,7 @@ amxq_status amxq_tile_configure(void)
 {
     amxq_status choice_st;
     if (amxq_get_isa(&choice_st) == AMXQ_ISA_AMX_EMU) {
-#if AMXQ_KERNELS_AMX_EMU
+#if AMXQ_WITH_EMU_AMX
         amxq_tile_configure_amx_emu();
         return AMXQ_OK;
 #else
@@ -35,12 +35,14 @@ amxq_status amxq_tile_configure(void)
 amxq_status amxq_tile_release(void)
 {
 #if AMXQ_KERNELS_AMX
-    /* Only with the permission granted (amxq_amx_status() requests it once per process if the CPU
-     * and OS have AMX): without it TILERELEASE itself would fault. */
-    if (amxq_amx_status() == AMXQ_OK)
+    /* Only once this process's own permission request has succeeded: without the permission
+     * TILERELEASE itself would fault, and releasing must never be what makes the request (a
+     * process that never ran an AMX product makes no arch_prctl call, docs/design.md §5). Tiles
+     * amxq configured imply that the request has run. */
+    if (amxq_amx_granted())
         amxq_tile_release_amx();
 #endif
-#if AMXQ_KERNELS_AMX_EMU
+#if AMXQ_WITH_EMU_AMX
     amxq_tile_release_amx_emu();
 #endif
     return AMXQ_OK;
