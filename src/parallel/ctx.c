@@ -192,8 +192,11 @@ static int worker_affinity(const amxq_ctx_params *p, int node, int i, void *setp
     return 0;
 }
 
-/* Start worker i; returns 0 or an errno value. Workers block every signal (the engine's signal
- * handlers stay on the engine's threads). */
+/* Start worker i; returns 0 or an errno value. Workers block every asynchronous signal, so the
+ * engine's handlers run on the engine's own threads, but leave the synchronous fault signals
+ * unblocked: a SIGILL, SIGSEGV, SIGBUS or SIGFPE raised by a worker's own instruction must reach
+ * the process's handler (an engine's crash reporter; a trap-and-emulate test harness), and a
+ * blocked synchronous fault kills the process without running any handler. */
 static int start_worker(struct amxq_ctx *ctx, const amxq_ctx_params *p, int i)
 {
     pthread_attr_t attr;
@@ -209,6 +212,10 @@ static int start_worker(struct amxq_ctx *ctx, const amxq_ctx_params *p, int i)
 #endif
     sigset_t all, old;
     sigfillset(&all);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
     if (!e)
         e = pthread_sigmask(SIG_SETMASK, &all, &old);
     if (!e) {
