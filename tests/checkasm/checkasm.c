@@ -669,7 +669,14 @@ int main(int argc, char **argv)
     struct ca_ctx ctx[AMXQ_ISA_COUNT];
     double isa_time[AMXQ_ISA_COUNT] = {0};
     int active[AMXQ_ISA_COUNT] = {0};
-    for (int isa = AMXQ_ISA_SCALAR; isa <= AMXQ_ISA_AVX512_EMU; isa++) {
+    /* The scalar table is the reference: checking it against itself would count checks that
+     * cannot fail, so it is never among the tables under test. */
+    if (only_isa == AMXQ_ISA_SCALAR) {
+        printf("checkasm: scalar is the reference itself; nothing to check\n");
+        return 77;
+    }
+    int n_active = 0;
+    for (int isa = AMXQ_ISA_SCALAR + 1; isa <= AMXQ_ISA_AVX512_EMU; isa++) {
         if (only_isa >= 0 && isa != only_isa)
             continue;
         amxq_status why = AMXQ_OK;
@@ -683,6 +690,7 @@ int main(int argc, char **argv)
             continue;
         }
         active[isa] = 1;
+        n_active++;
         for (int ti = 0; ti < AMXQ_NTYPES; ti++)
             printf("  %-10s %-5s %-28s %s\n", ctx[isa].isa_name,
                    ti == AMXQ_TI_Q4_0   ? "q4_0"
@@ -690,6 +698,12 @@ int main(int argc, char **argv)
                    : ti == AMXQ_TI_Q8_0 ? "q8_0"
                                         : "q4_k",
                    ctx[isa].t->t[ti].quantize_name, ctx[isa].t->t[ti].gemm_name);
+    }
+
+    if (n_active == 0) {
+        /* Meson's skip code: nothing that runs here is under test, which is not a pass. */
+        printf("checkasm: no kernel table to check on this machine and build: skipped\n");
+        return 77;
     }
 
     static struct shape grid[256];
@@ -721,7 +735,7 @@ int main(int argc, char **argv)
             }
             ref_time += now_s() - t0;
             ncases++;
-            for (int isa = AMXQ_ISA_SCALAR; isa <= AMXQ_ISA_AVX512_EMU; isa++) {
+            for (int isa = AMXQ_ISA_SCALAR + 1; isa <= AMXQ_ISA_AVX512_EMU; isa++) {
                 if (!active[isa])
                     continue;
                 t0 = now_s();
@@ -736,7 +750,7 @@ int main(int argc, char **argv)
 
     long failures = setup_fail;
     printf("checkasm: %d cases, reference %.2f s\n", ncases, ref_time);
-    for (int isa = AMXQ_ISA_SCALAR; isa <= AMXQ_ISA_AVX512_EMU; isa++) {
+    for (int isa = AMXQ_ISA_SCALAR + 1; isa <= AMXQ_ISA_AVX512_EMU; isa++) {
         if (!active[isa])
             continue;
         printf("  %-10s %6ld checks, %4ld failures, %.2f s\n", ctx[isa].isa_name, ctx[isa].checks,
