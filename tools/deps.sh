@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing amxq needs, when it is missing (Debian/Ubuntu, apt-get).
 # Sourced by tools/demo.sh and tools/test-all.sh; does nothing when everything is present.
-amxq_need_pkgs=(meson ninja-build pkg-config gcc g++ clang python3 binutils
+amxq_need_pkgs=(meson ninja-build pkg-config gcc g++ clang clang-format python3 binutils
                 libnuma-dev libbenchmark-dev libsimde-dev)
 
 amxq_install_deps() {
