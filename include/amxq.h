@@ -259,6 +259,50 @@ AMXQ_API size_t amxq_workspace_size(amxq_type type, int64_t m, int64_t k);
 AMXQ_API amxq_status amxq_matmul_ex(const void *packed, const float *x, int64_t m, int64_t ldx,
                                     float *c, int64_t ldc, const amxq_matmul_params *params);
 
+/* ---- Numeric contract ----------------------------------------------------------------------- */
+
+/*
+ * Every product (amxq_matmul, amxq_matmul_ex, amxq_ctx_matmul, amxq_matmul_slice, mirrors) gives
+ * C[m][n] bits that depend only on row m of X, the packed weight and the contract version below:
+ * not on M or the row's position in the batch, the strides, the kernel family (scalar, avx512,
+ * amx, the emulators; forced, AUTO or AMXQ_ISA), the thread count or slice split, the workspace
+ * or AMXQ_KEEP_TILES. An engine gets the same logits for a prompt run alone or in a batch of 16,
+ * on AMX or AVX-512, on 1 thread or 48.
+ *
+ * How, version 1. Row m of X is first quantized exactly as ggml does (amxq_quantize_row()'s
+ * bytes): int8 q_x, a per-block f32 scale d_x (Q8_0/Q8_1: the fp16 scale converted), Q8_1's s_x
+ * (fp16, converted), Q8_K's 16 bsums. Weight scales are the packed fp16 values converted to f32.
+ * Each block's integer sum is exact; then, with every f32 operation rounded once to nearest-even
+ * and fma(a, b, c) = a*b + c rounded once:
+ *
+ *   Q4_0, Q4_1, Q8_0 (blocks b of 32 weights, b = 0, 1, ...):
+ *     i  = sum q_w * q_x                        int32 (Q4_0: q_w = nibble - 8; Q4_1: nibble)
+ *     a  = fma((float)i, d_w * d_x, a)          f32; (float)i is exact
+ *     a  = fma(m_w, s_x, a)                     Q4_1 only
+ *     after blocks 7, 15, 23, ... and after the last block: S = S + (double)a, then a = +0
+ *   Q4_K (super-blocks of 256, sub-blocks j = 0..7):
+ *     I  = sum_j sc_j * (sum q_w * q_x over j)  int32
+ *     J  = sum_j m_j * (bsums[2j] + bsums[2j+1])  int32
+ *     v  = fma(-(float)J, dmin * d_x, (float)I * (d * d_x))    (float)I rounds when >= 2^24
+ *     S  = S + (double)v
+ *   C[m][n] = (float)S                          a and S start at +0
+ *
+ * This holds in the default floating-point environment (round to nearest, MXCSR's FTZ and DAZ
+ * off). Where C[m][n] is a NaN every family gives a NaN, of unspecified sign and payload.
+ * What is not invariant: another weight type or another quantization of the same weights (they
+ * are different inputs), and another AMXQ_NUMERIC_CONTRACT_VERSION: a library that changes any
+ * step above changes the version; libraries with the same version give the same bits. The
+ * result is not ggml's bits (ggml sums in another order): it agrees with ggml to an L2-relative
+ * error below 1e-6 on ggml's own outputs (tests/test_golden.c) and with a double-precision
+ * recomputation to a few 1e-7 whatever K (tests/test_ref_double.c).
+ */
+#define AMXQ_NUMERIC_CONTRACT_VERSION 1
+
+/** amxq_numeric_contract_version() : the library's AMXQ_NUMERIC_CONTRACT_VERSION. Compare it with
+ *  the header's (or a value stored next to cached results) to know whether results are bitwise
+ *  reproducible with this library. */
+AMXQ_API int amxq_numeric_contract_version(void);
+
 /* ---- Activation quantization ---------------------------------------------------------------- */
 
 /** amxq_quantize_row() : quantize K floats into the ggml activation blocks ggml's x86 CPU path

@@ -395,6 +395,11 @@ static void random_products(void)
 
 int main(void)
 {
+    if (amxq_numeric_contract_version() != AMXQ_NUMERIC_CONTRACT_VERSION) {
+        printf("library numeric contract %d, header %d\n", amxq_numeric_contract_version(),
+               AMXQ_NUMERIC_CONTRACT_VERSION);
+        return 1;
+    }
     for (int t = 1; t <= MAX_THREADS; t++) {
         amxq_ctx_params cp;
         memset(&cp, 0, sizeof cp);

@@ -173,3 +173,10 @@ AMXQ_DECL_GEMM_FN(amxq_gemm_q4_k_ref)
 {
     gemm_ref(lo, packed, qx, m0, m1, p0, p1, c, ldc);
 }
+
+/* The contract these functions define (include/amxq.h); any change to their float steps is a
+ * new version. */
+int amxq_numeric_contract_version(void)
+{
+    return AMXQ_NUMERIC_CONTRACT_VERSION;
+}
