@@ -2,6 +2,7 @@
  * repacks the type) and in AMXQ: milliseconds per graph, same process, same inputs.
  * Usage: bench-ggml-amxq [N_K] [threads...]   (defaults: 4096, threads 1 2)
  * Prints a Markdown table; integrations/ggml/README.md holds one. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "ggml-amxq-util.h"
 
 #include <time.h>

@@ -1,11 +1,11 @@
 // ggml-amxq: the "AMXQ" extra buffer type of ggml's CPU backend, on amxq's public API only.
 //
-// Weights written into an AMXQ buffer are packed with amxq_pack(); ggml's MUL_MAT on such a
-// weight runs amxq's slice API on ggml's own threads (docs/threads.md): every thread plans,
-// quantizes its share of the activations into ggml's work buffer, meets the others at
-// ggml_barrier(), then computes its panels of the result. Only what amxq computes exactly as
-// ggml asks is accepted (supports_op); everything else stays on ggml's own path. MUL_MAT_ID is
-// refused until amxq packs expert tensors.
+// Weights written into an AMXQ buffer are packed with amxq_pack() (docs/design.md §4); ggml's
+// MUL_MAT on such a weight runs amxq's slice API on ggml's own threads (docs/design.md §8,
+// docs/threads.md): every thread quantizes its share of the activations into ggml's work buffer,
+// meets the others at ggml_barrier(), then computes its panels of the result. Only what amxq
+// computes exactly as ggml asks is accepted (supports_op); everything else stays on ggml's own
+// path. MUL_MAT_ID is refused until amxq packs expert tensors.
 
 #include "ggml-amxq.h"
 
@@ -84,11 +84,15 @@ bool mul_mat_ok(const struct ggml_tensor *op)
     return m >= 1 && m < ((int64_t)1 << 31);
 }
 
-// ggml's work buffer is not promised to be 64-byte aligned: ask for the slack and align inside.
+// ggml's work buffer holds thread 0's plan, then the quantized activations. It is not promised
+// to be 64-byte aligned: ask for the slack and align inside.
+constexpr size_t PLAN_BYTES =
+    (sizeof(amxq_plan) + AMXQ_ALIGNMENT - 1) / AMXQ_ALIGNMENT * AMXQ_ALIGNMENT;
+
 size_t workspace_bytes(const struct ggml_tensor *op)
 {
     const struct ggml_tensor *w = op->src[0];
-    return amxq_workspace_size((amxq_type)w->type, ggml_nrows(op->src[1]), w->ne[0]) +
+    return amxq_workspace_size((amxq_type)w->type, ggml_nrows(op->src[1]), w->ne[0]) + PLAN_BYTES +
            AMXQ_ALIGNMENT;
 }
 
@@ -118,24 +122,30 @@ class tensor_traits : public ggml::cpu::tensor_traits
         const struct ggml_tensor *x = op->src[1];
         const int64_t m = ggml_nrows(x);
 
-        // Every thread plans for itself: a plan is a few header reads, and all threads reach the
-        // same one (same weight, same M), which saves sharing it through a second barrier.
-        amxq_plan plan;
-        amxq_status st = amxq_matmul_plan(w->data, m, nullptr, &plan);
+        // Every thread plans (a few header reads) and quantizes its rows. The plans agree except
+        // for the ISA if amxq_set_isa() ran in between, and quantized bytes do not depend on the
+        // ISA; so thread 0 publishes its plan and every thread computes with it: one set of
+        // kernels per product, with no second barrier (docs/design.md §8).
+        amxq_plan own;
+        amxq_status st = amxq_matmul_plan(w->data, m, nullptr, &own);
         const uintptr_t base = (uintptr_t)params->wdata;
-        void *ws = (void *)((base + AMXQ_ALIGNMENT - 1) & ~(uintptr_t)(AMXQ_ALIGNMENT - 1));
-        const size_t slack = (uintptr_t)ws - base;
+        char *wsp = (char *)((base + AMXQ_ALIGNMENT - 1) & ~(uintptr_t)(AMXQ_ALIGNMENT - 1));
+        amxq_plan *shared = (amxq_plan *)wsp;
+        void *ws = wsp + PLAN_BYTES;
+        const size_t used = (size_t)((uintptr_t)ws - base);
         if (st == AMXQ_OK &&
-            (params->wdata == nullptr || params->wsize < slack + plan.workspace_size))
+            (params->wdata == nullptr || params->wsize < used + own.workspace_size))
             st = AMXQ_ERR_BUFFER_SIZE;
         if (st == AMXQ_OK)
-            st = amxq_quantize_slice(&plan, (const float *)x->data, x->ne[0], ws,
-                                     plan.workspace_size, params->ith, params->nth);
+            st = amxq_quantize_slice(&own, (const float *)x->data, x->ne[0], ws, own.workspace_size,
+                                     params->ith, params->nth);
+        if (st == AMXQ_OK && params->ith == 0)
+            *shared = own;
         // Every thread passes the barrier, failed or not, or the others would wait forever.
         ggml_barrier(params->threadpool);
         if (st != AMXQ_OK)
-            fail("quantizing the activations for MUL_MAT", op, st);
-        st = amxq_matmul_slice(&plan, w->data, ws, plan.workspace_size, (float *)op->data,
+            fail("MUL_MAT (plan, activations)", op, st);
+        st = amxq_matmul_slice(shared, w->data, ws, shared->workspace_size, (float *)op->data,
                                op->ne[0], params->ith, params->nth);
         if (st != AMXQ_OK)
             fail("MUL_MAT", op, st);
