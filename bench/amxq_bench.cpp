@@ -413,12 +413,15 @@ void run_probes()
          * arch_prctl, no tile state, sigaltstack unconstrained). */
         bool want_amx = g_opt.isas.empty() || std::find(g_opt.isas.begin(), g_opt.isas.end(),
                                                         AMXQ_ISA_AMX) != g_opt.isas.end();
+        bool cpu_amx = g_m.cpu.amx_tile && g_m.cpu.amx_int8;
         amxq_status amx_st = want_amx ? amxq_request_amx_permission() : AMXQ_OK;
-        if (!want_amx) {
+        if (!want_amx && !cpu_amx) {
+            amx = amx64 = "n/a (CPU has no AMX-TILE/AMX-INT8)";
+        } else if (!want_amx) {
             amx = amx64 = "n/a (amx not in --amxq_isa)";
         } else {
 #ifdef AMXQ_BENCH_PROBE_AMX
-            if (amx_st == AMXQ_OK && g_m.cpu.amx_tile && g_m.cpu.amx_int8) {
+            if (amx_st == AMXQ_OK && cpu_amx) {
                 g_m.amx_ops = amxq_bench_probe_amx_ops(5, 32);
                 g_m.amx64_ops = amxq_bench_probe_amx_ops(5, 64);
                 amx = fmt("%.3f", g_m.amx_ops / 1e12);
