@@ -14,26 +14,33 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Median-free and simple: the best of a few runs after a warm-up, at least ~0.3 s in all. */
-static double time_graph(ggml_backend_t be, struct ggml_tensor *w, int64_t m, int nth,
-                         const float *x)
+/* The placements of one row are timed round-robin (one run of each per round, after a warm-up)
+ * and each keeps its best: on a shared machine, load then hits all of them alike. */
+enum { P_CPU, P_REPACK, P_AMXQ, P_COUNT };
+
+static void time_row(ggml_backend_t be, struct ggml_tensor *const w[P_COUNT], int64_t m, int nth,
+                     const float *x, double best[P_COUNT])
 {
-    struct gmm g;
-    if (!gmm_new(&g, be, w, m, 1))
-        return -1;
-    double best = -1;
-    if (gmm_run(&g, be, nth, x, NULL)) {
-        const double start = now_ms();
-        for (int r = 0; r < 20 && (r < 3 || now_ms() - start < 300); r++) {
-            const double t0 = now_ms();
-            gmm_run(&g, be, nth, NULL, NULL);
-            const double t = now_ms() - t0;
-            if (best < 0 || t < best)
-                best = t;
-        }
+    struct gmm g[P_COUNT];
+    int ok[P_COUNT];
+    for (int p = 0; p < P_COUNT; p++) {
+        best[p] = -1;
+        ok[p] = w[p] != NULL && gmm_new(&g[p], be, w[p], m, 1) && gmm_run(&g[p], be, nth, x, NULL);
     }
-    gmm_free(&g);
-    return best;
+    const double start = now_ms();
+    for (int r = 0; r < 20 && (r < 5 || now_ms() - start < 2000); r++)
+        for (int p = 0; p < P_COUNT; p++) {
+            if (!ok[p])
+                continue;
+            const double t0 = now_ms();
+            gmm_run(&g[p], be, nth, NULL, NULL);
+            const double t = now_ms() - t0;
+            if (best[p] < 0 || t < best[p])
+                best[p] = t;
+        }
+    for (int p = 0; p < P_COUNT; p++)
+        if (w[p] != NULL)
+            gmm_free(&g[p]);
 }
 
 static void cell(double ms)
@@ -66,7 +73,8 @@ int main(int argc, char **argv)
     }
     float *x = (float *)malloc(sizeof(float) * (size_t)(nk * 512));
     g_fill(x, (size_t)(nk * 512), 3);
-    printf("N = K = %lld, best of runs, ms per graph (MUL_MAT only)\n\n", (long long)nk);
+    printf("N = K = %lld, ms per graph (MUL_MAT only), best of 5-20 round-robin runs\n\n",
+           (long long)nk);
     printf("| type | M | threads | CPU | CPU_REPACK | AMXQ | AMXQ vs CPU | AMXQ vs best ggml |\n");
     printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -87,9 +95,10 @@ int main(int argc, char **argv)
             if (use_repack && wr.t == NULL)
                 gw_new(&wr, types[ti], nk, nk, 1, repack, bytes);
             for (int t = 0; t < n_threads; t++) {
-                const double tc = time_graph(be, wc.t, ms[mi], threads[t], x);
-                const double tr = use_repack ? time_graph(be, wr.t, ms[mi], threads[t], x) : -1;
-                const double ta = time_graph(be, wa.t, ms[mi], threads[t], x);
+                struct ggml_tensor *const w[P_COUNT] = {wc.t, use_repack ? wr.t : NULL, wa.t};
+                double ms_[P_COUNT];
+                time_row(be, w, ms[mi], threads[t], x, ms_);
+                const double tc = ms_[P_CPU], tr = ms_[P_REPACK], ta = ms_[P_AMXQ];
                 const double best = tr > 0 && tr < tc ? tr : tc;
                 printf("| %s | %lld | %d |", ggml_type_name(types[ti]), (long long)ms[mi],
                        threads[t]);
