@@ -475,7 +475,20 @@ static AMXQ_DECL_GEMM_FN(bad_gemm_before)
 /* A correct kernel with different float rounding: each block's contribution from the reference
  * (called on a one-block view of the layout and workspace), summed in float, last block first.
  * It must pass every case: proof that the tolerances do not fail honest summation orders. */
-static AMXQ_DECL_GEMM_FN(good_gemm_float)
+/* Correct under the numeric contract although it walks C differently: the reference kernel on
+ * 1-row x 1-panel rectangles, last first. C[m][n]'s bits may depend only on m and n, so the
+ * exact checks must accept it everywhere. */
+static AMXQ_DECL_GEMM_FN(good_gemm_rectangles)
+{
+    for (int64_t m = m1 - 1; m >= m0; m--)
+        for (int64_t p = p1 - 1; p >= p0; p--)
+            ref_kernels(lo->ti)->gemm(lo, packed, qx, m, m + 1, p, p + 1, c, ldc);
+}
+
+/* Correct mathematically, but accumulates the blocks in reverse order and in f32: it breaks the
+ * numeric contract's fixed operation order, so exact checks must reject it somewhere on the grid.
+ */
+static AMXQ_DECL_GEMM_FN(bad_gemm_float_order)
 {
     const int64_t rows = m1, cols = ldc;
     float *tmp = malloc(sizeof(float) * (size_t)(rows * cols));
@@ -571,45 +584,65 @@ static int selftest(void)
             missed += ctx.failures == 0;
         }
     }
-    /* and the honest float kernel on the whole grid: no failure allowed */
-    struct amxq_kernels good;
-    amxq_kernels_init_ref(&good);
-    for (int ti = 0; ti < AMXQ_NTYPES; ti++) {
-        good.t[ti].gemm = good_gemm_float;
-        good.t[ti].gemm_name = "float-sum-reversed";
-    }
-    struct ca_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    ctx.isa = AMXQ_ISA_SCALAR;
-    ctx.isa_name = "selftest";
-    ctx.t = &good;
-    ctx.no_public = 1;
+    /* On the whole grid: a kernel that rounds in another order must be caught (the checks are
+     * exact), and one that follows the contract in another traversal must not be. */
+    static const struct {
+        const char *name;
+        amxq_gemm_fn *g;
+        int contract;
+    } grid_variants[] = {
+        {"gemm-float-order", bad_gemm_float_order, 0},
+        {"gemm-rectangles", good_gemm_rectangles, 1},
+    };
+    long wrongly_rejected = 0;
     static struct shape grid[256];
     const size_t ngrid = make_grid(grid, sizeof grid / sizeof grid[0]);
-    for (int t = 0; t < 4; t++)
-        for (size_t gi = 0; gi < ngrid; gi++) {
-            if (grid[gi].cls == CA_SPECIAL)
-                continue;
-            struct ca_case cs;
-            memset(&cs, 0, sizeof cs);
-            cs.index = (int)(t * ngrid + gi);
-            cs.type = types[t];
-            cs.m = grid[gi].m;
-            cs.n = grid[gi].n;
-            cs.k = k_of(grid[gi].kc, types[t]);
-            cs.cls = grid[gi].cls;
-            if (case_build(&cs) != 0)
-                return 1;
-            ca_check_gemm(&ctx, &cs);
-            case_free(&cs);
+    for (size_t v = 0; v < sizeof grid_variants / sizeof grid_variants[0]; v++) {
+        struct amxq_kernels kt;
+        amxq_kernels_init_ref(&kt);
+        for (int ti = 0; ti < AMXQ_NTYPES; ti++) {
+            kt.t[ti].gemm = grid_variants[v].g;
+            kt.t[ti].gemm_name = grid_variants[v].name;
         }
-    printf("  selftest float-sum-reversed (correct, different rounding): %ld false failures in "
-           "%ld checks\n",
-           ctx.failures, ctx.checks);
-    printf("checkasm selftest: %s\n", missed         ? "FAILED, a broken kernel passed"
-                                      : ctx.failures ? "FAILED, a correct kernel was rejected"
-                                                     : "all caught, nothing rejected wrongly");
-    missed += ctx.failures != 0;
+        struct ca_ctx ctx;
+        memset(&ctx, 0, sizeof ctx);
+        ctx.isa = AMXQ_ISA_SCALAR;
+        ctx.isa_name = "selftest";
+        ctx.t = &kt;
+        ctx.quiet = 1;
+        ctx.no_public = 1;
+        for (int t = 0; t < 4; t++)
+            for (size_t gi = 0; gi < ngrid; gi++) {
+                if (grid[gi].cls == CA_SPECIAL)
+                    continue;
+                struct ca_case cs;
+                memset(&cs, 0, sizeof cs);
+                cs.index = (int)(t * ngrid + gi);
+                cs.type = types[t];
+                cs.m = grid[gi].m;
+                cs.n = grid[gi].n;
+                cs.k = k_of(grid[gi].kc, types[t]);
+                cs.cls = grid[gi].cls;
+                if (case_build(&cs) != 0)
+                    return 1;
+                ca_check_gemm(&ctx, &cs);
+                case_free(&cs);
+            }
+        if (grid_variants[v].contract) {
+            printf("  selftest %-18s (follows the contract): %ld false failures in %ld checks\n",
+                   grid_variants[v].name, ctx.failures, ctx.checks);
+            wrongly_rejected += ctx.failures;
+        } else {
+            printf("  selftest %-18s (breaks the contract): %s (%ld failures in %ld checks)\n",
+                   grid_variants[v].name, ctx.failures ? "caught" : "MISSED", ctx.failures,
+                   ctx.checks);
+            missed += ctx.failures == 0;
+        }
+    }
+    printf("checkasm selftest: %s\n", missed             ? "FAILED, a broken kernel passed"
+                                      : wrongly_rejected ? "FAILED, a correct kernel was rejected"
+                                                         : "all caught, nothing rejected wrongly");
+    missed += wrongly_rejected != 0;
     return missed ? 1 : 0;
 }
 
