@@ -227,8 +227,8 @@ typedef enum amxq_isa {
     AMXQ_ISA_SCALAR = 1,    /* portable C reference ("scalar") */
     AMXQ_ISA_AVX512 = 2,    /* AVX-512 VNNI ("avx512") */
     AMXQ_ISA_AMX = 3,       /* AMX-INT8 tiles ("amx") */
-    AMXQ_ISA_AMX_EMU = 4,   /* AMX kernels on the tile emulator ("amx-emu"); for testing */
-    AMXQ_ISA_AVX512_EMU = 5 /* AVX-512 kernels on emulated vectors ("avx512-emu"); for testing */
+    AMXQ_ISA_AMX_EMU = 4,   /* AMX kernels on the tile emulator ("amx-emu"); test builds only */
+    AMXQ_ISA_AVX512_EMU = 5 /* AVX-512 kernels on emulated vectors ("avx512-emu"); test builds */
 } amxq_isa;
 #define AMXQ_ISA_COUNT 6
 
@@ -325,9 +325,12 @@ AMXQ_API const char *amxq_isa_name(amxq_isa isa);
 AMXQ_API amxq_status amxq_isa_parse(const char *name, amxq_isa *isa);
 
 /** amxq_isa_check() : whether kernels of `isa` can run here (CPU, OS permission and build).
- *  When the library first needs its kernel tables it runs every non-scalar ISA's kernels once on
- *  a small product of every type and compares them with the reference; an ISA whose kernels
- *  disagree is never used and reports AMXQ_ERR_SELFTEST.
+ *  Each family's kernel table is built the first time a product (or this call) needs that
+ *  family, and before its first use its kernels run once on a small product of every type and are
+ *  compared with the reference; a family whose kernels disagree is never used and reports
+ *  AMXQ_ERR_SELFTEST. Families nothing asked for are never built, tested or run. The emulated
+ *  families (amx-emu, avx512-emu) exist only in amxq's test builds: the installed library
+ *  reports AMXQ_ERR_ISA_UNSUPPORTED for them.
  *  @return AMXQ_OK; AMXQ_ERR_ISA_UNKNOWN, AMXQ_ERR_ISA_UNSUPPORTED, AMXQ_ERR_SELFTEST, or for AMX
  *          the reason: AMXQ_ERR_NO_AMX, AMXQ_ERR_AMX_OS, AMXQ_ERR_AMX_PERMISSION. May request AMX
  *          permission.
@@ -378,7 +381,8 @@ typedef struct amxq_cpu_info {
     uint8_t amx_permission_requested; /* whether the request has been made in this process */
     uint8_t build_avx512;             /* the library was built with its AVX-512 kernels */
     uint8_t build_amx;                /* the library was built with its AMX kernels */
-    uint8_t build_emu;                /* the library was built with its emulated kernels */
+    uint8_t build_emu; /* the emulated kernels are in this library (test builds only; 0 when
+                          installed) */
 } amxq_cpu_info;
 
 /** amxq_cpu_info_get() : what this CPU, OS and build offer. Does not request AMX permission.
@@ -388,6 +392,18 @@ AMXQ_API amxq_status amxq_cpu_info_get(amxq_cpu_info *info);
 /** amxq_request_amx_permission() : make tile instructions usable in this process (on Linux,
  *  arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) if not yet granted, then re-read to
  *  confirm). Idempotent and thread safe: the first answer is cached for the process.
+ *
+ *  When amxq asks: only here, and when an AMX product is about to run for the first time (AUTO
+ *  chose AMX for a large M, or AMX was forced by amxq_set_isa(), AMXQ_ISA or a call's params),
+ *  or when amxq_isa_check(AMXQ_ISA_AMX) / amxq_tile_configure() is called. A process that only
+ *  runs scalar or AVX-512 products never calls arch_prctl and never executes a tile instruction.
+ *
+ *  Consequence for engines with their own signal stacks: once the permission is granted, every
+ *  signal frame of the process carries the tile state (about 11 KiB more), and Linux then refuses
+ *  sigaltstack() with a stack smaller than getauxval(AT_MINSIGSTKSZ) (ENOMEM); conversely, the
+ *  request itself fails (AMXQ_ERR_AMX_PERMISSION) while some thread has a smaller alternate
+ *  stack installed. Size alternate signal stacks from AT_MINSIGSTKSZ (plus your handler's needs),
+ *  not from the MINSIGSTKSZ / SIGSTKSZ constants, in any process that may run AMX products.
  *  @return AMXQ_OK; AMXQ_ERR_NO_AMX, AMXQ_ERR_AMX_OS, AMXQ_ERR_AMX_PERMISSION (kernel too old,
  *          seccomp, hypervisor, or an alternate signal stack too small for the tile state). */
 AMXQ_API amxq_status amxq_request_amx_permission(void);
