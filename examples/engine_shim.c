@@ -37,7 +37,7 @@
  *
  * TOL_OP: an amxq product against the shim's scalar product of the same input. Both quantize the
  * activations the ggml way (amxq_matmul() inside, amxq_quantize_row() in the shim), so the int8
- * inputs are identical and only the float summation order differs: ~1e-7 is typical, DESIGN.md
+ * inputs are identical and only the float summation order differs: ~1e-7 is typical, docs/design.md
  * asks kernels for <= 1e-6 against amxq's own reference, and 1e-5 leaves room for the shim's
  * different (double) accumulation.
  *
@@ -276,7 +276,7 @@ static size_t row_bytes(enum wtype t, int64_t k)
     return (size_t)(k / wtype_block(t)) * wtype_block_bytes(t);
 }
 
-/* ---- The shim's own ggml-format quantizers (DESIGN.md §2) --------------------------------------
+/* ---- The shim's own ggml-format quantizers (docs/design.md §2) --------------------------------------
  *
  * They produce valid blocks, not ggml's exact bytes: both runs read the same bytes, and the check
  * is the agreement of the two ways of computing with them.
@@ -361,7 +361,7 @@ static void quantize_q4_k(const float *x, uint8_t *b)
     wr16(b, dh);
     wr16(b + 2, dminh);
     uint8_t *scales = b + 4, *qs = b + 16;
-    for (int j = 0; j < 4; j++) { /* the inverse of DESIGN.md §2's 6-bit unpacking */
+    for (int j = 0; j < 4; j++) { /* the inverse of docs/design.md §2's 6-bit unpacking */
         scales[j] = (uint8_t)((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
         scales[j + 4] = (uint8_t)((m[j] & 63) | ((m[j + 4] >> 4) << 6));
         scales[j + 8] = (uint8_t)((sc[j + 4] & 15) | ((m[j + 4] & 15) << 4));
@@ -408,7 +408,7 @@ static void quantize_row(enum wtype t, const float *x, int64_t k, uint8_t *dst)
     }
 }
 
-/* ---- The shim's own block dot products (DESIGN.md §1) ------------------------------------------
+/* ---- The shim's own block dot products (docs/design.md §1) ------------------------------------------
  *
  * w: one ggml row of K weights; q: the same K activations as amxq_quantize_row() wrote them
  * (Q8_0: fp16 d + 32 int8; Q8_1: fp16 d, fp16 s, 32 int8; Q8_K: f32 d, 256 int8, 16 int16 sums).

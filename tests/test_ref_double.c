@@ -1,6 +1,6 @@
 /*
  * The reference product (amxq_matmul_ex forced to the scalar ISA) against a double-precision
- * dequantize-then-multiply written here from DESIGN.md §2 alone, on seeded random shapes:
+ * dequantize-then-multiply written here from docs/design.md §2 alone, on seeded random shapes:
  *
  * (i)  dequantized W times the dequantized *quantized* activations (amxq_quantize_row's ggml
  *      blocks), in double. This keeps the numeric contract itself accurate (docs/design.md §1,
@@ -80,7 +80,7 @@ static void put_half(uint8_t *p, double f)
     p[1] = (uint8_t)(h >> 8);
 }
 
-/* ---- Dequantizers, from DESIGN.md §2 ----------------------------------------------------------
+/* ---- Dequantizers, from docs/design.md §2 ----------------------------------------------------------
  */
 
 static void deq_weights(amxq_type t, const uint8_t *b, int64_t k, double *w)

@@ -1,6 +1,6 @@
 /*
  * CPU and OS feature detection (CPUID, XGETBV) and the Linux AMX permission request
- * (DESIGN.md §5). Compiled for baseline x86-64: nothing here may use an instruction the oldest
+ * (docs/design.md §5). Compiled for baseline x86-64: nothing here may use an instruction the oldest
  * x86-64 lacks, except CPUID and, once CPUID says OSXSAVE, XGETBV.
  *
  * Invariants:

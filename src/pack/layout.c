@@ -22,7 +22,7 @@ static const struct {
 #undef AMXQ_X_INFO
 };
 
-/* Packed per-block bytes per panel must stay within ggml's bytes plus 1/16 (DESIGN.md §4). */
+/* Packed per-block bytes per panel must stay within ggml's bytes plus 1/16 (docs/design.md §4). */
 #define AMXQ_X_BUDGET(T, name, qk, bytes, act)                                                     \
     _Static_assert((AMXQ_CHUNK_##T + AMXQ_TERMS_##T) * 16 <= AMXQ_PANEL_N * (bytes)*17,            \
                    #name " packed layout exceeds the 1/16 size budget");

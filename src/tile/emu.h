@@ -1,5 +1,5 @@
 /*
- * The tile emulator (DESIGN.md §7): a software model of the calling thread's eight AMX tile
+ * The tile emulator (docs/design.md §7): a software model of the calling thread's eight AMX tile
  * registers (16 rows x 64 bytes) and its tile configuration, with the instructions amxq's kernels
  * use. The state is thread-local because the hardware state it models is per thread.
  *

@@ -3,7 +3,7 @@
  * twice: with the real tile instructions (names end in _amx) and against the tile emulator and
  * SIMDe (AMXQ_TILE_EMU, AMXQ_SIMD_EMU; names end in _amx_emu). See tileops.h.
  *
- * Shape (DESIGN.md §6). A block of 32 rows of X by 2 panels (32 columns of C) is computed with
+ * Shape (docs/design.md §6). A block of 32 rows of X by 2 panels (32 columns of C) is computed with
  * 2x2 tile blocking, one 32-wide k step (one ggml block, or one Q4_K sub-block) at a time:
  *
  *                 B0 = tmm6 (panel p)    B1 = tmm7 (panel p+1)     B: 8 rows x 64 B, VNNI

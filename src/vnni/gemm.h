@@ -10,7 +10,7 @@
  *
  * The driver walks panels in groups of VN_PMAX (outer) and rows in groups of VN_RMAX (inner): a
  * panel group is streamed from memory once, by the first row group, and then served from L2 to
- * the others, so every weight byte crosses the memory bus once per call (DESIGN.md §6). At
+ * the others, so every weight byte crosses the memory bus once per call (docs/design.md §6). At
  * M = 1 the same loop is a GEMV that streams the weights exactly once.
  */
 #ifndef AMXQ_VNNI_GEMM_H

@@ -12,7 +12,7 @@
 
 #include "internal.h"
 
-/* Tolerance of DESIGN.md §1: kernels agree with the reference to this L2-relative error. */
+/* Tolerance of docs/design.md §1: kernels agree with the reference to this L2-relative error. */
 #define CA_GEMM_TOL 1e-6
 /* Per output column (weight row), with a floor: see gemm.c. */
 #define CA_GEMM_COL_TOL 1e-5
