@@ -276,7 +276,7 @@ static size_t row_bytes(enum wtype t, int64_t k)
     return (size_t)(k / wtype_block(t)) * wtype_block_bytes(t);
 }
 
-/* ---- The shim's own ggml-format quantizers (docs/design.md §2) --------------------------------------
+/* ---- The shim's own ggml-format quantizers (docs/design.md §2) ---------------------------------
  *
  * They produce valid blocks, not ggml's exact bytes: both runs read the same bytes, and the check
  * is the agreement of the two ways of computing with them.
@@ -408,7 +408,7 @@ static void quantize_row(enum wtype t, const float *x, int64_t k, uint8_t *dst)
     }
 }
 
-/* ---- The shim's own block dot products (docs/design.md §1) ------------------------------------------
+/* ---- The shim's own block dot products (docs/design.md §1) -------------------------------------
  *
  * w: one ggml row of K weights; q: the same K activations as amxq_quantize_row() wrote them
  * (Q8_0: fp16 d + 32 int8; Q8_1: fp16 d, fp16 s, 32 int8; Q8_K: f32 d, 256 int8, 16 int16 sums).

@@ -81,7 +81,7 @@ typedef struct {
 #define AMXQ_QK   32  /* weights per block of Q4_0, Q4_1, Q8_0, Q8_0/Q8_1 activations */
 #define AMXQ_QK_K 256 /* weights per Q4_K / Q8_K super-block */
 
-/* ---- Packed layout (docs/design.md §4, docs/packed-format.md) ------------------------------------ */
+/* ---- Packed layout (docs/design.md §4, docs/packed-format.md) ------------------------------- */
 
 #define AMXQ_PANEL_N      16  /* output rows (columns of C) per panel: one tile's width */
 #define AMXQ_HEADER_BYTES 128 /* the header, padded; panels start here */

@@ -45,8 +45,8 @@ static void roundtrip(uint64_t *seed, amxq_type type, int64_t n, int64_t k)
              amxq_type_name(type), (long long)n, (long long)k);
     TU_CHECK(tu_guard_ok(&back), "unpack wrote outside its buffer");
 
-    /* Size budget (docs/design.md §4): per full panel at most 1/16 over ggml's bytes; the header and
-     * the padding of a ragged last panel come on top. */
+    /* Size budget (docs/design.md §4): per full panel at most 1/16 over ggml's bytes; the header
+     * and the padding of a ragged last panel come on top. */
     const int64_t panels = (n + 15) / 16;
     const double per_panel = (double)(psize - 128) / (double)panels;
     const double ggml_panel = (double)(amxq_ggml_size(type, 1, k)) * 16.0;

@@ -80,7 +80,7 @@ static void put_half(uint8_t *p, double f)
     p[1] = (uint8_t)(h >> 8);
 }
 
-/* ---- Dequantizers, from docs/design.md §2 ----------------------------------------------------------
+/* ---- Dequantizers, from docs/design.md §2 -----------------------------------------------------
  */
 
 static void deq_weights(amxq_type t, const uint8_t *b, int64_t k, double *w)

@@ -1,6 +1,6 @@
 /*
- * The AMX usability decision (docs/design.md §5), kept apart from the system calls so tests can drive
- * it with fake kernels: CPUID AMX-TILE and AMX-INT8, then XCR0 bits 17-18, then on Linux
+ * The AMX usability decision (docs/design.md §5), kept apart from the system calls so tests can
+ * drive it with fake kernels: CPUID AMX-TILE and AMX-INT8, then XCR0 bits 17-18, then on Linux
  * ARCH_GET_XCOMP_PERM, ARCH_REQ_XCOMP_PERM only when the tile-data bit is missing, and GET again
  * to confirm. src/dispatch/cpu.c runs it once per process with the real arch_prctl and caches the
  * result.

@@ -163,9 +163,9 @@ static inline uint16_t fz_rd16(const uint8_t *p)
 }
 
 /* One output element from the ggml weight row `w` and the ggml activation blocks `a` (as
- * amxq_quantize_row() writes them, docs/design.md §1-2): the exact value of ggml's per-block formula,
- * and `mag`, the sum of the magnitudes of its float terms. A float kernel's rounding error is a
- * small multiple of eps * mag, whatever cancellation leaves of the value itself. */
+ * amxq_quantize_row() writes them, docs/design.md §1-2): the exact value of ggml's per-block
+ * formula, and `mag`, the sum of the magnitudes of its float terms. A float kernel's rounding error
+ * is a small multiple of eps * mag, whatever cancellation leaves of the value itself. */
 static inline void fz_oracle(amxq_type type, const uint8_t *w, const uint8_t *a, int64_t k,
                              double *exact, double *mag)
 {
