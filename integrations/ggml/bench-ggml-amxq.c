@@ -15,7 +15,8 @@ static double now_ms(void)
 }
 
 /* The placements of one row are timed round-robin (one run of each per round, after a warm-up)
- * and each keeps its best: on a shared machine, load then hits all of them alike. */
+ * and each keeps its best: on a shared machine, load then hits all of them alike, and short
+ * products get many rounds to find runs no other process interrupted. */
 enum { P_CPU, P_REPACK, P_AMXQ, P_COUNT };
 
 static void time_row(ggml_backend_t be, struct ggml_tensor *const w[P_COUNT], int64_t m, int nth,
@@ -28,7 +29,7 @@ static void time_row(ggml_backend_t be, struct ggml_tensor *const w[P_COUNT], in
         ok[p] = w[p] != NULL && gmm_new(&g[p], be, w[p], m, 1) && gmm_run(&g[p], be, nth, x, NULL);
     }
     const double start = now_ms();
-    for (int r = 0; r < 20 && (r < 5 || now_ms() - start < 2000); r++)
+    for (int r = 0; r < 200 && (r < 5 || now_ms() - start < 2000); r++)
         for (int p = 0; p < P_COUNT; p++) {
             if (!ok[p])
                 continue;
@@ -73,7 +74,7 @@ int main(int argc, char **argv)
     }
     float *x = (float *)malloc(sizeof(float) * (size_t)(nk * 512));
     g_fill(x, (size_t)(nk * 512), 3);
-    printf("N = K = %lld, ms per graph (MUL_MAT only), best of 5-20 round-robin runs\n\n",
+    printf("N = K = %lld, ms per graph (MUL_MAT only), best of 5-200 round-robin runs\n\n",
            (long long)nk);
     printf("| type | M | threads | CPU | CPU_REPACK | AMXQ | AMXQ vs CPU | AMXQ vs best ggml |\n");
     printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
