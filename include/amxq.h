@@ -641,6 +641,100 @@ AMXQ_API const void *amxq_mirror_get(const amxq_mirror *mirror, int node);
  *  on now (sched_getcpu()). A thread that can migrate between nodes should be pinned. */
 AMXQ_API const void *amxq_mirror_local(const amxq_mirror *mirror);
 
+/* ---- Mixture-of-experts products (MUL_MAT_ID) ---------------------------------------------- */
+
+/** amxq_matmul_id() : ggml's MUL_MAT_ID on packed expert weights. For every token t < n_tokens
+ *  and slot s < n_slots, with e = ids[t * ld_ids + s] (0 <= e < n_experts):
+ *    C[t * ldc_token + s * ldc_slot + n] =
+ *        sum_k X[t * ldx_token + (s % x_slots) * ldx_slot + k] * W_e[n][k],   n < N
+ *  experts[e] are packed weights of one type, N and K. x_slots is 1 (one activation row per token,
+ *  shared by its slots: the up and gate projections) or n_slots (a row per slot: the down
+ *  projection). Strides are in floats.
+ *  @param experts    n_experts pointers; each non-NULL one a packed weight, AMXQ_ALIGNMENT-aligned,
+ *                    all of the same type, N and K. A NULL expert is allowed if no id names it.
+ *  @param n_experts  1 <= n_experts < 2^31.
+ *  @param x          the activations, read only at the rows the formula names.
+ *  @param x_slots    1 or n_slots.
+ *  @param ldx_slot   >= K when x_slots > 1 (else unused).
+ *  @param ldx_token  >= K when n_tokens > 1 (else unused).
+ *  @param ids        the routing: n_tokens rows of n_slots expert ids, row t at ids + t * ld_ids.
+ *                    An id may repeat within a row.
+ *  @param n_slots    experts per token (top-k), >= 1.
+ *  @param ld_ids     >= n_slots when n_tokens > 1 (else unused).
+ *  @param n_tokens   >= 1; n_tokens * n_slots < 2^31.
+ *  @param c          n_tokens * n_slots rows of N floats, overwritten; nothing else is written
+ *                    (elements between rows keep their values).
+ *  @param ldc_slot   >= N when n_slots > 1 (else unused).
+ *  @param ldc_token  >= N when n_tokens > 1 (else unused).
+ *  @param params     as for amxq_matmul_ex(): isa (AUTO: chosen per expert by its row count, so
+ *                    an expert with many rows may run on AMX and one with few on AVX-512 VNNI),
+ *                    flags (AMXQ_KEEP_TILES), and an optional workspace of at least
+ *                    amxq_matmul_id_workspace_size(type, N, K, n_experts, x_slots, n_slots,
+ *                    n_tokens, 1) bytes (without one the call allocates and frees it).
+ *
+ *  Rows are grouped by expert and each expert's rows run through the kernels of amxq_matmul();
+ *  each distinct row of X is quantized once (x_slots = 1: once per token, not once per slot); an
+ *  expert no token chose costs only its header check. Every element of C has exactly the bits
+ *  amxq_matmul() gives for that row of X and that expert (the numeric contract above), whatever
+ *  the routing, the grouping, the kernel family or the threads.
+ *
+ *  Checks, all made before anything is written (on failure C is untouched). What they cost:
+ *    O(1):                  params, shapes, strides, C against X, ids and the experts array;
+ *    O(n_experts):          every non-NULL expert: alignment, a valid header equal to the first
+ *                           expert's (same type, N, K), no overlap with C (or the workspace);
+ *    O(n_tokens * n_slots): every id in range and naming a non-NULL expert;
+ *    O(min(n_tokens, n_slots)): rows of C overlapping each other.
+ *  @return AMXQ_OK;
+ *          AMXQ_ERR_NULL          experts, x, ids or c NULL; every expert NULL; an id names a NULL
+ *                                 expert;
+ *          AMXQ_ERR_SHAPE         n_experts, n_slots or n_tokens out of range, or their product;
+ *          AMXQ_ERR_ARG           x_slots neither 1 nor n_slots; an id < 0 or >= n_experts;
+ *                                 unknown flag bits;
+ *          AMXQ_ERR_ALIGNMENT     an expert or the workspace not AMXQ_ALIGNMENT-aligned;
+ *          AMXQ_ERR_BAD_PACKED    an expert is not a valid packed weight, or differs from the
+ *                                 first non-NULL expert in type, N or K;
+ *          AMXQ_ERR_STRIDE        a used stride smaller than its row (ldx_* < K, ld_ids < n_slots,
+ *                                 ldc_* < N) or an extent that overflows;
+ *          AMXQ_ERR_OVERLAP       two rows of C share an element (e.g. ldc_token = ldc_slot = N
+ *                                 with n_slots = 2: token 1 slot 0 is token 0 slot 1), or the
+ *                                 range C spans meets X, ids, the experts array or an expert
+ *                                 buffer; a workspace meeting any of those or C;
+ *          AMXQ_ERR_BUFFER_SIZE   a workspace smaller than the size query says;
+ *          AMXQ_ERR_NOMEM, and the ISA failures of amxq_matmul_ex() (AMXQ_ERR_ISA_UNKNOWN,
+ *          AMXQ_ERR_ISA_UNSUPPORTED, AMXQ_ERR_NO_AMX, ...).
+ *  Thread safe. Tiles, if used, are released before returning unless AMXQ_KEEP_TILES. */
+AMXQ_API amxq_status amxq_matmul_id(const void *const *experts, int64_t n_experts,
+                                    const float *x, int64_t x_slots, int64_t ldx_slot,
+                                    int64_t ldx_token, const int32_t *ids, int64_t n_slots,
+                                    int64_t ld_ids, int64_t n_tokens, float *c,
+                                    int64_t ldc_slot, int64_t ldc_token,
+                                    const amxq_matmul_params *params);
+
+/** amxq_matmul_id_workspace_size() : bytes of workspace amxq_matmul_id() (n_threads = 1) or
+ *  amxq_ctx_matmul_id() (n_threads = amxq_ctx_threads(ctx)) needs for experts of (type, N, K):
+ *  the distinct rows quantized, the grouping, and per thread a gather block and a temporary C of
+ *  at most 256 rows. A multiple of AMXQ_ALIGNMENT; 0 for an impossible request. */
+AMXQ_API size_t amxq_matmul_id_workspace_size(amxq_type type, int64_t n, int64_t k,
+                                              int64_t n_experts, int64_t x_slots,
+                                              int64_t n_slots, int64_t n_tokens, int n_threads);
+
+/** amxq_ctx_matmul_id() : amxq_matmul_id() run by the threads of `ctx`: they quantize the
+ *  distinct rows, then share the grid of (used expert, 16-column panel, row) cells in equal runs
+ *  (decode: whole experts per thread; prompts: experts and 32-row blocks; one busy expert: its
+ *  panels). Bitwise identical to amxq_matmul_id() with the same params. A product of fewer than
+ *  2^18 multiply-adds (n_tokens * n_slots * N * K) runs on the calling thread alone.
+ *  The arguments after ctx are amxq_matmul_id()'s; a caller workspace must hold
+ *  amxq_matmul_id_workspace_size(..., amxq_ctx_threads(ctx)) bytes, else the context's own is
+ *  used (grown and kept, as for amxq_ctx_matmul()).
+ *  @return amxq_matmul_id()'s statuses; AMXQ_ERR_NULL for a NULL ctx. On failure C is untouched.
+ *  Thread safe: calls on one context are serialised with its other products. */
+AMXQ_API amxq_status amxq_ctx_matmul_id(amxq_ctx *ctx, const void *const *experts,
+                                        int64_t n_experts, const float *x, int64_t x_slots,
+                                        int64_t ldx_slot, int64_t ldx_token, const int32_t *ids,
+                                        int64_t n_slots, int64_t ld_ids, int64_t n_tokens,
+                                        float *c, int64_t ldc_slot, int64_t ldc_token,
+                                        const amxq_matmul_params *params);
+
 /* ---- Logging -------------------------------------------------------------------------------- */
 
 /* Receives one line (no newline) describing a failed check: "file:line: condition". */

@@ -25,6 +25,7 @@
 #include "alloc.h"
 #include "amxq_config.h"
 #include "internal.h"
+#include "parallel/ctx_job.h"
 #include "parallel/parallel.h"
 
 #define MAX_THREADS 4096
@@ -65,6 +66,9 @@ struct amxq_ctx {
     float *c;
     int64_t ldc;
     void *job_ws;
+    /* A job other than a dense product (src/parallel/ctx_job.h); NULL for amxq_ctx_matmul. */
+    amxq_ctx_job_fn *job_fn;
+    void *job_arg;
 };
 
 /* Release the tile state of every table this worker kept tiles of. */
@@ -84,6 +88,10 @@ static void release_kept(worker *w)
  * nth == 1 is the caller doing the whole product alone, with no barrier. */
 static void run_job(struct amxq_ctx *ctx, worker *w, int nth)
 {
+    if (ctx->job_fn != NULL) {
+        w->kept_tiles |= ctx->job_fn(ctx->job_arg, ctx->job_ws, ctx, w->ith, nth);
+        return;
+    }
     amxq_par_quantize(&ctx->plan, ctx->t, ctx->x, ctx->ldx, ctx->job_ws, w->ith, nth);
     if (nth > 1)
         amxq_barrier_wait(&ctx->bar);
@@ -415,4 +423,43 @@ amxq_status amxq_ctx_matmul_mirror(amxq_ctx *ctx, const amxq_mirror *mirror, con
 {
     AMXQ_CHECK(ctx != NULL && mirror != NULL, AMXQ_ERR_NULL);
     return ctx_run(ctx, amxq_mirror_get(mirror, 0), mirror, x, m, ldx, c, ldc, params);
+}
+
+/* ---- Jobs other than a dense product (src/parallel/ctx_job.h; amxq_ctx_matmul_id) ----------- */
+
+amxq_status amxq_ctx_job_run(amxq_ctx *ctx, size_t ws_bytes, void *caller_ws, int alone,
+                             amxq_ctx_job_fn *fn, void *arg)
+{
+    pthread_mutex_lock(&ctx->call_lock);
+    void *ws = caller_ws;
+    if (ws == NULL) {
+        amxq_status st = grow_ws(ctx, ws_bytes);
+        if (st != AMXQ_OK) {
+            pthread_mutex_unlock(&ctx->call_lock);
+            return st;
+        }
+        ws = ctx->ws;
+    }
+    ctx->job_fn = fn;
+    ctx->job_arg = arg;
+    ctx->job_ws = ws;
+    worker *w0 = &ctx->workers[0];
+    if (alone || ctx->n_threads == 1) {
+        run_job(ctx, w0, 1);
+    } else {
+        amxq_barrier_wait(&ctx->bar);
+        run_job(ctx, w0, ctx->n_threads);
+        amxq_barrier_wait(&ctx->bar);
+    }
+    w0->kept_tiles = 0; /* the caller releases its own, as after amxq_ctx_matmul */
+    ctx->job_fn = NULL;
+    ctx->job_arg = NULL;
+    pthread_mutex_unlock(&ctx->call_lock);
+    return AMXQ_OK;
+}
+
+void amxq_ctx_job_sync(amxq_ctx *ctx, int nth)
+{
+    if (nth > 1)
+        amxq_barrier_wait(&ctx->bar);
 }
