@@ -237,6 +237,14 @@ static amxq_status moe_check(const moe_args *a, moe_checked *ck)
     AMXQ_CHECK(amxq_is_aligned(first), AMXQ_ERR_ALIGNMENT);
     AMXQ_TRY(amxq_layout_read(&ck->lo, first, SIZE_MAX));
     const int64_t n = ck->lo.n, k = ck->lo.k;
+    /* Every expert buffer, O(n_experts), before anything is judged by the first one's N and K. */
+    for (int64_t e = 0; e < a->n_experts; e++) {
+        const void *w = a->experts[e];
+        if (w == NULL)
+            continue; /* allowed as long as no id names it (below) */
+        AMXQ_CHECK(amxq_is_aligned(w), AMXQ_ERR_ALIGNMENT);
+        AMXQ_CHECK(w == first || memcmp(w, first, AMXQ_HEADER_BYTES) == 0, AMXQ_ERR_BAD_PACKED);
+    }
 
     /* Strides: only those of a dimension with more than one element are used and checked. */
     AMXQ_CHECK(a->n_tokens == 1 || a->ldx_token >= k, AMXQ_ERR_STRIDE);
@@ -258,15 +266,9 @@ static amxq_status moe_check(const moe_args *a, moe_checked *ck)
     AMXQ_CHECK(!amxq_overlaps(a->c, ck->c_bytes, a->experts, (size_t)a->n_experts * sizeof(void *)),
                AMXQ_ERR_OVERLAP);
 
-    /* Every expert buffer: O(n_experts). */
-    for (int64_t e = 0; e < a->n_experts; e++) {
-        const void *w = a->experts[e];
-        if (w == NULL)
-            continue; /* allowed as long as no id names it (below) */
-        AMXQ_CHECK(amxq_is_aligned(w), AMXQ_ERR_ALIGNMENT);
-        AMXQ_CHECK(w == first || memcmp(w, first, AMXQ_HEADER_BYTES) == 0, AMXQ_ERR_BAD_PACKED);
-        AMXQ_CHECK(!amxq_overlaps(a->c, ck->c_bytes, w, ck->lo.total_bytes), AMXQ_ERR_OVERLAP);
-    }
+    for (int64_t e = 0; e < a->n_experts; e++)
+        AMXQ_CHECK(!amxq_overlaps(a->c, ck->c_bytes, a->experts[e], ck->lo.total_bytes),
+                   AMXQ_ERR_OVERLAP);
 
     /* The routing: O(n_tokens * n_slots). */
     for (int64_t t = 0; t < a->n_tokens; t++) {
