@@ -550,6 +550,7 @@ struct placed {
     enum buf buf;
     void *owned; /* a packed copy this placement allocated */
     char why[80];
+    void **experts; /* --moe=packed: MUL_MAT_ID packed expert by expert, n_exp weights */
 };
 
 struct plan {
@@ -564,7 +565,9 @@ struct plan {
  *   - anything else amxq cannot take (f32 router, norms, a refused shape) -> stay as it is.
  * `misuse` breaks the second rule on purpose.
  */
-static int place_tensor(const struct tensor *t, int misuse, struct placed *p)
+static int place_experts(const struct tensor *t, struct placed *p);
+
+static int place_tensor(const struct tensor *t, int misuse, int moe_packed, struct placed *p)
 {
     memset(p, 0, sizeof *p);
     p->data = t->ggml;
@@ -574,6 +577,8 @@ static int place_tensor(const struct tensor *t, int misuse, struct placed *p)
         snprintf(p->why, sizeof p->why, "not a matmul weight");
         return 0;
     }
+    if (t->op == OP_MUL_MAT_ID && moe_packed)
+        return place_experts(t, p);
     if (t->op == OP_MUL_MAT_ID && !misuse) {
         snprintf(p->why, sizeof p->why, "MUL_MAT_ID: engine expert loop reads ggml blocks");
         return 0;
@@ -606,10 +611,47 @@ static int place_tensor(const struct tensor *t, int misuse, struct placed *p)
     return 0;
 }
 
+/*
+ * --moe=packed: a MUL_MAT_ID stack packed the right way, one packed weight per expert, for
+ * amxq_matmul_id(). The engine's expert loop never sees these buffers (and its guard would refuse
+ * them: data points at expert 0, a packed weight).
+ */
+static int place_experts(const struct tensor *t, struct placed *p)
+{
+    const size_t rb = row_bytes(t->type, t->k);
+    const size_t bytes = amxq_packed_size((amxq_type)t->type, t->n, t->k);
+    if (bytes == 0) {
+        snprintf(p->why, sizeof p->why, "amxq refuses the shape");
+        return 0;
+    }
+    p->experts = xcalloc((size_t)t->n_exp, sizeof(void *));
+    for (int64_t e = 0; e < t->n_exp; e++) {
+        p->experts[e] = xalloc_aligned(bytes);
+        const amxq_status st = amxq_pack((amxq_type)t->type, t->ggml + (size_t)(e * t->n) * rb,
+                                         t->n, t->k, p->experts[e], bytes);
+        if (st != AMXQ_OK) {
+            fprintf(stderr, "engine_shim: amxq_pack(%s expert %lld) failed: %s (%s)\n", t->name,
+                    (long long)e, status_name(st), amxq_status_str(st));
+            return EXIT_ERROR;
+        }
+    }
+    p->data = p->experts[0];
+    p->nbytes = bytes * (size_t)t->n_exp;
+    p->buf = BUF_AMXQ;
+    snprintf(p->why, sizeof p->why, "MUL_MAT_ID (--moe=packed): %lld experts packed one by one",
+             (long long)t->n_exp);
+    return 0;
+}
+
 static void plan_free(struct plan *pl)
 {
-    for (int i = 0; i < T_COUNT; i++)
+    for (int i = 0; i < T_COUNT; i++) {
         free(pl->p[i].owned);
+        if (pl->p[i].experts != NULL)
+            for (int64_t e = 0; e < tensor_spec[i].n_exp; e++)
+                free(pl->p[i].experts[e]);
+        free(pl->p[i].experts);
+    }
 }
 
 /* The all-unpacked plan of the reference run. */
@@ -865,6 +907,7 @@ struct run {
     struct err op_err[T_COUNT];
     amxq_isa op_isa[T_COUNT];
     struct trace tr;
+    double moe_s; /* seconds in MUL_MAT_ID products (amxq or the engine's loop; checks excluded) */
 };
 
 /* MUL_MAT: amxq for packed weights, the engine's own path otherwise. */
@@ -882,11 +925,60 @@ static int mul_mat(struct run *r, int tid, const float *x, int64_t m, float *y)
     }
     amxq_resolve_isa(AMXQ_ISA_AUTO, (amxq_type)t->type, m, &r->op_isa[tid]);
     if (r->check) {
-        struct placed plain = {t->ggml, t->ggml_bytes, BUF_CPU, NULL, ""};
+        struct placed plain = {t->ggml, t->ggml_bytes, BUF_CPU, NULL, "", NULL};
         float *ref = xmalloc(sizeof(float) * (size_t)(m * t->n));
         const int rc = engine_mul_mat(t, &plain, x, m, ref);
         if (rc == 0)
             err_add(&r->op_err[tid], y, ref, (size_t)(m * t->n));
+        free(ref);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/*
+ * MUL_MAT_ID: amxq_matmul_id() for experts packed one by one (--moe=packed), the engine's expert
+ * loop otherwise. Rows of X at x + i * ldx_row (+ s * ldx_slot when ldx_slot != 0: a row per
+ * slot), Y[i][s] at y + (i * TOP_K + s) * N, as engine_mul_mat_id().
+ */
+static int mul_mat_id(struct run *r, int tid, const float *x, int64_t ldx_row, int64_t ldx_slot,
+                      const int *ids, int64_t m, float *y)
+{
+    const struct tensor *t = &r->mdl->t[tid];
+    const struct placed *p = &r->plan->p[tid];
+    double t0 = now_s();
+    if (p->experts == NULL) {
+        const int rc = engine_mul_mat_id(t, p, x, ldx_row, ldx_slot, ids, m, y);
+        r->moe_s += now_s() - t0;
+        return rc;
+    }
+    int32_t *ids32 = xmalloc(sizeof(int32_t) * (size_t)(m * TOP_K));
+    int32_t most = 0, count[N_EXPERT] = {0};
+    for (int64_t i = 0; i < m * TOP_K; i++) {
+        ids32[i] = ids[i];
+        if (ids[i] >= 0 && ids[i] < N_EXPERT && ++count[ids[i]] > most)
+            most = count[ids[i]];
+    }
+    t0 = now_s();
+    const amxq_status st =
+        amxq_matmul_id((const void *const *)p->experts, t->n_exp, x, ldx_slot ? TOP_K : 1, ldx_slot,
+                       ldx_row, ids32, TOP_K, TOP_K, m, y, t->n, TOP_K * t->n, NULL);
+    r->moe_s += now_s() - t0;
+    free(ids32);
+    if (st != AMXQ_OK) {
+        fprintf(stderr, "engine_shim: amxq_matmul_id(%s, tokens=%lld): %s (%s)\n", t->name,
+                (long long)m, status_name(st), amxq_status_str(st));
+        return EXIT_ERROR;
+    }
+    /* AUTO chooses per expert by its rows; name the family of the busiest one. */
+    amxq_resolve_isa(AMXQ_ISA_AUTO, (amxq_type)t->type, most > 0 ? most : 1, &r->op_isa[tid]);
+    if (r->check) {
+        struct placed plain = {t->ggml, t->ggml_bytes, BUF_CPU, NULL, "", NULL};
+        float *ref = xmalloc(sizeof(float) * (size_t)(m * TOP_K * t->n));
+        const int rc = engine_mul_mat_id(t, &plain, x, ldx_row, ldx_slot, ids, m, ref);
+        if (rc == 0)
+            err_add(&r->op_err[tid], y, ref, (size_t)(m * TOP_K * t->n));
         free(ref);
         if (rc)
             return rc;
@@ -999,14 +1091,12 @@ static int forward(struct run *r, const float *x, int64_t r0, int64_t m)
 
     float *gate = tr->o[O_GATE] + r0 * TOP_K * D_FF, *up = tr->o[O_UP] + r0 * TOP_K * D_FF;
     float *down = tr->o[O_DOWN] + r0 * TOP_K * D_MODEL;
-    if ((rc = engine_mul_mat_id(&mdl->t[T_GATE], &r->plan->p[T_GATE], h, D_MODEL, 0, ids, m,
-                                gate)) ||
-        (rc = engine_mul_mat_id(&mdl->t[T_UP], &r->plan->p[T_UP], h, D_MODEL, 0, ids, m, up)))
+    if ((rc = mul_mat_id(r, T_GATE, h, D_MODEL, 0, ids, m, gate)) ||
+        (rc = mul_mat_id(r, T_UP, h, D_MODEL, 0, ids, m, up)))
         goto out;
     for (int64_t i = 0; i < m * TOP_K * D_FF; i++)
         act[i] = silu(gate[i]) * up[i];
-    if ((rc = engine_mul_mat_id(&mdl->t[T_DOWN], &r->plan->p[T_DOWN], act, TOP_K * D_FF, D_FF, ids,
-                                m, down)))
+    if ((rc = mul_mat_id(r, T_DOWN, act, TOP_K * D_FF, D_FF, ids, m, down)))
         goto out;
 
     for (int64_t i = 0; i < m; i++) {
@@ -1080,7 +1170,14 @@ static int unpack_check(const struct model *mdl, const struct plan *pl)
             continue;
         const struct tensor *t = &mdl->t[i];
         uint8_t *back = xmalloc(t->ggml_bytes);
-        const amxq_status st = amxq_unpack(p->data, back, t->ggml_bytes);
+        amxq_status st = AMXQ_OK;
+        if (p->experts != NULL) { /* --moe=packed: expert by expert */
+            const size_t eb = t->ggml_bytes / (size_t)t->n_exp;
+            for (int64_t e = 0; e < t->n_exp && st == AMXQ_OK; e++)
+                st = amxq_unpack(p->experts[e], back + (size_t)e * eb, eb);
+        } else {
+            st = amxq_unpack(p->data, back, t->ggml_bytes);
+        }
         const int same = st == AMXQ_OK && memcmp(back, t->ggml, t->ggml_bytes) == 0;
         free(back);
         if (!same) {
@@ -1266,10 +1363,14 @@ static int timing(void)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: engine_shim [--misuse] [--seed N] [--tokens N] [--prompt M] [--quiet]\n"
+            "usage: engine_shim [--misuse] [--moe=unpacked|packed] [--seed N] [--tokens N] "
+            "[--prompt M] [--quiet]\n"
             "  --misuse    pack the MUL_MAT_ID expert weights too (the known mistake) and show "
             "that the\n"
             "              engine's expert path refuses them; exits 2\n"
+            "  --moe=packed  pack the MUL_MAT_ID experts one by one and run them with "
+            "amxq_matmul_id;\n"
+            "              --moe=unpacked (default) keeps them for the engine's expert loop\n"
             "  --seed N    seed of the random weights and inputs (default 1)\n"
             "  --tokens N  tokens generated one at a time, M = 1 (default 8, 1..%d)\n"
             "  --prompt M  rows of the prompt run (default 64, 1..%d)\n"
@@ -1293,12 +1394,14 @@ static int parse_int(const char *s, long long lo, long long hi, long long *out)
 
 int main(int argc, char **argv)
 {
-    int misuse = 0, expect_refusal = 0;
+    int misuse = 0, expect_refusal = 0, moe_packed = 0;
     long long seed = 1, tokens = 8, prompt = 64;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--misuse") == 0)
             misuse = 1;
+        else if (strcmp(a, "--moe=packed") == 0 || strcmp(a, "--moe=unpacked") == 0)
+            moe_packed = strcmp(a, "--moe=packed") == 0;
         else if (strcmp(a, "--expect-refusal") == 0)
             expect_refusal = 1;
         else if (strcmp(a, "--quiet") == 0)
@@ -1322,6 +1425,10 @@ int main(int argc, char **argv)
         }
     }
     rng_state = (uint64_t)seed;
+    if (misuse && moe_packed) {
+        fprintf(stderr, "engine_shim: --misuse and --moe=packed exclude each other\n");
+        return EXIT_ERROR;
+    }
 
     if (amxq_version_number() != AMXQ_VERSION_NUMBER) {
         fprintf(stderr, "engine_shim: header %s but library %s\n", AMXQ_VERSION_STRING,
@@ -1344,8 +1451,8 @@ int main(int argc, char **argv)
     amxq_resolve_isa(AMXQ_ISA_AUTO, AMXQ_TYPE_Q4_0, 64, &isa64);
     printf("engine_shim: kernel choice %s; q4_0 products run on %s (M=1) and %s (M=64)\n",
            isa_str(choice), isa_str(isa1), isa_str(isa64));
-    printf("engine_shim: seed %lld, %lld tokens (M=1), prompt M=%lld%s\n", seed, tokens, prompt,
-           misuse ? ", --misuse" : "");
+    printf("engine_shim: seed %lld, %lld tokens (M=1), prompt M=%lld%s%s\n", seed, tokens, prompt,
+           misuse ? ", --misuse" : "", moe_packed ? ", --moe=packed" : "");
 
     const double t_start = now_s();
     struct model mdl;
@@ -1354,7 +1461,7 @@ int main(int argc, char **argv)
     memset(&plan, 0, sizeof plan);
     int rc = 0;
     for (int i = 0; i < T_COUNT && rc == 0; i++)
-        rc = place_tensor(&mdl.t[i], misuse, &plan.p[i]);
+        rc = place_tensor(&mdl.t[i], misuse, moe_packed, &plan.p[i]);
     plan_reference(&mdl, &ref_plan);
     if (rc == 0) {
         print_placement(&mdl, &plan);
@@ -1387,9 +1494,9 @@ int main(int argc, char **argv)
                    "max_abs", "l2_rel", "result");
         for (int md = 0; md < 2; md++)
             fail |= report_op_checks(mode_name[md], &mdl, &dep[md]);
-        printf("check: deployed run (amxq for MUL_MAT) vs all-unpacked run (tolerance l2_rel "
+        printf("check: deployed run (amxq for MUL_MAT%s) vs all-unpacked run (tolerance l2_rel "
                "%.0e, no NaN/Inf)\n",
-               TOL_E2E);
+               moe_packed ? " and MUL_MAT_ID" : "", TOL_E2E);
         for (int md = 0; md < 2; md++)
             fail |= compare_traces(mode_name[md], &dep[md].tr, &ref[md].tr, mode_rows[md]);
         /* The token run (KV cache, M=1) must match the prompt run's first rows. */
@@ -1399,6 +1506,11 @@ int main(int argc, char **argv)
         fail |= compare_traces("tok/prm", &dep[0].tr, &dep[1].tr, common);
         printf("check: %s\n", fail ? "FAILED" : "all outputs within tolerance, no NaN/Inf");
         printf("block: %.2f s for load, both modes, both runs and the checks\n", now_s() - t_start);
+        if (moe_packed)
+            for (int md = 0; md < 2; md++)
+                printf("moe: %s, MUL_MAT_ID gate+up+down: packed (amxq_matmul_id) %.3f ms, "
+                       "unpacked (engine expert loop) %.3f ms\n",
+                       mode_name[md], dep[md].moe_s * 1e3, ref[md].moe_s * 1e3);
     }
     if (rc == EXIT_REFUSED && misuse)
         for (int i = 0; i < T_COUNT; i++)
