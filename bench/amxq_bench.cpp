@@ -7,6 +7,9 @@
  *                      pool of T threads (the calling thread included)
  *   pack/<TYPE>/N:<n>/K:<k>                            amxq_pack() of ggml rows
  *   quantize/<TYPE>/M:<rows>/K:<k>                     amxq_quantize_row() over `rows` rows
+ *   matmul_id/<TYPE>/<isa>/<up|down>/N:<n>/K:<k>/tok:<t>/T:<t>/<hot|cold>
+ *                      amxq_matmul_id() (T = 1) or amxq_ctx_matmul_id() on Qwen3-30B-A3B's
+ *                      expert shapes, 128 experts, top-8; counters also dense_TOPS, ratio_dense
  *
  * Every case reports its counters from its own wall-clock time around the timed loop (the same
  * span Google Benchmark times), as plain numbers so the console and JSON agree:
@@ -881,6 +884,232 @@ bool is_cold(int64_t m)
     }
 }
 
+/*
+ * matmul_id (issue 15): amxq_matmul_id on Qwen3-30B-A3B's expert shapes, 128 experts, top-8 of
+ * distinct experts per token, routings drawn from a fixed seed (the same in every run). `up`
+ * stands for the up and gate projections (N = 768, K = 2048, one row of X per token, x_slots =
+ * 1), `down` for the down projection (N = 2048, K = 768, a row per slot, x_slots = 8). Counters:
+ * TOPS (2 * tokens * 8 * N * K / time), GBps (packed bytes of the experts the routing chose, each
+ * read once a call), pct_* as for matmul, experts_read (distinct experts a call), and the same
+ * rows through one dense product, timed in the same case right after: dense_TOPS and ratio_dense
+ * (dense time / matmul_id time: 1 = as fast as one weight of tokens * 8 rows; ratio_dense_best
+ * from the fastest call of each).
+ * Cold (decode sizes, up to cold_max_m rows an expert): the set of 128 experts is copied into as
+ * many "layers" as exceed twice the LLC, each layer with its own routing, used in turn, as a
+ * model's layers are during a token.
+ */
+const int64_t kMoeExperts = 128, kMoeTop = 8;
+const int64_t kMoeTokens[] = {1, 32, 512};
+
+struct MoeShape {
+    const char *name;
+    int64_t n, k, x_slots;
+};
+const MoeShape kMoeShapes[] = {{"up", 768, 2048, 1}, {"down", 2048, 768, kMoeTop}};
+
+/* `layers` copies of 128 packed experts of (type, N, K), each expert from its own ggml rows. */
+struct ExpertSet {
+    amxq_type type{};
+    int64_t n = 0, k = 0;
+    size_t packed_bytes = 0, layers = 0;
+    Buffer buf;
+    std::vector<std::vector<const void *>> ptrs; /* [layer][expert] */
+};
+
+std::unique_ptr<ExpertSet> g_experts;
+
+ExpertSet &expert_set(amxq_type type, int64_t n, int64_t k, size_t layers)
+{
+    if (!g_experts || g_experts->type != type || g_experts->n != n || g_experts->k != k ||
+        g_experts->layers < layers) {
+        g_experts.reset(); /* free first: the sets are hundreds of MiB */
+        g_w.reset();
+        auto es = std::make_unique<ExpertSet>();
+        es->type = type;
+        es->n = n;
+        es->k = k;
+        es->layers = layers;
+        es->packed_bytes = amxq_packed_size(type, n, k);
+        const size_t one = es->packed_bytes * (size_t)kMoeExperts;
+        es->buf = aligned_buffer(one * layers);
+        std::vector<uint8_t> g = make_ggml(type, n * kMoeExperts, k);
+        const size_t eg = amxq_ggml_size(type, n, k);
+        for (int64_t e = 0; e < kMoeExperts; e++) {
+            amxq_status st =
+                amxq_pack(type, g.data() + (size_t)e * eg, n, k,
+                          es->buf.get() + (size_t)e * es->packed_bytes, es->packed_bytes);
+            if (st != AMXQ_OK) {
+                std::fprintf(stderr, "amxq_bench: amxq_pack: %s\n", amxq_status_str(st));
+                std::exit(1);
+            }
+        }
+        for (size_t l = 1; l < layers; l++)
+            std::memcpy(es->buf.get() + l * one, es->buf.get(), one);
+        es->ptrs.resize(layers);
+        for (size_t l = 0; l < layers; l++)
+            for (int64_t e = 0; e < kMoeExperts; e++)
+                es->ptrs[l].push_back(es->buf.get() + l * one + (size_t)e * es->packed_bytes);
+        g_experts = std::move(es);
+    }
+    return *g_experts;
+}
+
+/* Top-8 distinct experts a token, uniform, from a seed fixed by (layer, tokens). */
+std::vector<int32_t> moe_routing(size_t layer, int64_t tokens)
+{
+    Rng r{0x15150000u + (uint64_t)layer * 4099u + (uint64_t)tokens};
+    std::vector<int32_t> ids((size_t)(tokens * kMoeTop));
+    for (int64_t t = 0; t < tokens; t++)
+        for (int64_t s = 0; s < kMoeTop; s++) {
+            int32_t e;
+            bool dup;
+            do {
+                e = (int32_t)(r.next() % (uint64_t)kMoeExperts);
+                dup = false;
+                for (int64_t j = 0; j < s; j++)
+                    dup |= ids[(size_t)(t * kMoeTop + j)] == e;
+            } while (dup);
+            ids[(size_t)(t * kMoeTop + s)] = e;
+        }
+    return ids;
+}
+
+Grow g_ws_dense;
+
+void bm_matmul_id(benchmark::State &st, amxq_type type, amxq_isa isa, MoeShape sh, int64_t tokens,
+                  int threads, bool cold)
+{
+    const int64_t n = sh.n, k = sh.k, xs = sh.x_slots, pairs = tokens * kMoeTop;
+    const size_t pbytes = amxq_packed_size(type, n, k);
+    size_t layers = 1;
+    if (cold) {
+        const size_t set = pbytes * (size_t)kMoeExperts;
+        layers = std::max<size_t>(1, std::min((2 * g_m.llc + set - 1) / set, g_m.phys / 4 / set));
+    }
+    ExpertSet &es = expert_set(type, n, k, layers);
+    std::vector<std::vector<int32_t>> ids;
+    double experts_read = 0;
+    for (size_t l = 0; l < layers; l++) {
+        ids.push_back(moe_routing(l, tokens));
+        std::vector<char> seen((size_t)kMoeExperts, 0);
+        for (int32_t e : ids.back())
+            seen[(size_t)e] = 1;
+        experts_read += (double)std::count(seen.begin(), seen.end(), 1) / (double)layers;
+    }
+    /* X holds tokens * x_slots rows for matmul_id and `pairs` rows for the dense product. */
+    float *x = (float *)g_x.get((size_t)(std::max(tokens * xs, pairs) * k) * sizeof(float), true);
+    float *c = (float *)g_c.get((size_t)(pairs * n) * sizeof(float), false);
+    amxq_matmul_params p{};
+    p.isa = isa;
+    p.flags = g_opt.keep_tiles ? AMXQ_KEEP_TILES : 0u;
+    p.workspace_size =
+        amxq_matmul_id_workspace_size(type, n, k, kMoeExperts, xs, kMoeTop, tokens, threads);
+    p.workspace = g_ws.get(p.workspace_size, false);
+    amxq_matmul_params pd = p;
+    pd.workspace_size = amxq_workspace_size(type, pairs, k);
+    pd.workspace = g_ws_dense.get(pd.workspace_size, false);
+
+    amxq_ctx *ctx = nullptr;
+    amxq_status s = AMXQ_OK;
+    if (threads > 1)
+        ctx = pool(threads, &s);
+    auto run = [&](size_t l) {
+        const void *const *ex = es.ptrs[l].data();
+        return ctx ? amxq_ctx_matmul_id(ctx, ex, kMoeExperts, x, xs, k, xs * k, ids[l].data(),
+                                        kMoeTop, kMoeTop, tokens, c, n, kMoeTop * n, &p)
+                   : amxq_matmul_id(ex, kMoeExperts, x, xs, k, xs * k, ids[l].data(), kMoeTop,
+                                    kMoeTop, tokens, c, n, kMoeTop * n, &p);
+    };
+    auto dense = [&]() {
+        const void *w = es.ptrs[0][0];
+        return ctx ? amxq_ctx_matmul(ctx, w, x, pairs, k, c, n, &pd)
+                   : amxq_matmul_ex(w, x, pairs, k, c, n, &pd);
+    };
+    for (size_t l = 0; l < layers && s == AMXQ_OK; l++) /* validate, warm, touch every layer */
+        s = run(l);
+    if (s == AMXQ_OK)
+        s = dense();
+    if (s != AMXQ_OK) {
+        st.SkipWithError(amxq_status_str(s));
+        return;
+    }
+    /* Each call timed too: the fastest call of each kind gives a ratio that a busy machine
+     * (preemption) disturbs less than the means. */
+    size_t l = 0;
+    double best = 1e300;
+    double t0 = amxq_bench_now();
+    for (auto _ : st) {
+        double tc = amxq_bench_now();
+        s = run(l);
+        best = std::min(best, amxq_bench_now() - tc);
+        if (s != AMXQ_OK) {
+            st.SkipWithError(amxq_status_str(s));
+            break;
+        }
+        if (++l == layers)
+            l = 0;
+    }
+    double t = amxq_bench_now() - t0;
+    /* The dense product, as many times (at least once), right after. */
+    int64_t reps = std::max<int64_t>(1, (int64_t)st.iterations());
+    double td = 0, best_dense = 1e300;
+    for (int64_t i = 0; i < reps && s == AMXQ_OK; i++) {
+        double tc = amxq_bench_now();
+        s = dense();
+        tc = amxq_bench_now() - tc;
+        td += tc;
+        best_dense = std::min(best_dense, tc);
+    }
+    if (g_opt.keep_tiles)
+        amxq_tile_release();
+    benchmark::DoNotOptimize(c[0]);
+    if (s != AMXQ_OK)
+        return;
+    const double ops = 2.0 * (double)pairs * (double)n * (double)k;
+    set_rate_counters(st, ops, experts_read * (double)pbytes, t, isa, threads, true);
+    const double per = t / (double)st.iterations(), per_dense = td / (double)reps;
+    st.counters["dense_TOPS"] = ops / per_dense / 1e12;
+    st.counters["ratio_dense"] = per_dense / per;
+    st.counters["ratio_dense_best"] = best_dense / best;
+    st.counters["experts_read"] = experts_read;
+    std::string label =
+        std::string(amxq_bench_kernel_name(isa, type)) + " E128 top8 x_slots=" + std::to_string(xs);
+    if (cold) {
+        double mib = (double)(layers * (size_t)kMoeExperts * pbytes) / 1048576.0;
+        st.counters["cold_MiB"] = mib;
+        label += " cold x" + std::to_string(layers) + " layers (" + fmt("%.0f", mib) + " MiB)";
+    }
+    st.SetLabel(label);
+}
+
+void register_matmul_id(const std::vector<amxq_isa> &isas)
+{
+    for (amxq_type type : kTypes)
+        for (const MoeShape &sh : kMoeShapes)
+            for (amxq_isa isa : isas)
+                for (int64_t tokens : kMoeTokens) {
+                    /* the reference and the emulators: decode only (a prompt takes minutes) */
+                    if (isa != AMXQ_ISA_AMX && isa != AMXQ_ISA_AVX512 && tokens > 1)
+                        continue;
+                    for (int thr : g_opt.threads) {
+                        /* cold while an expert has at most cold_max_m rows on average */
+                        bool cold = is_cold(tokens * kMoeTop / kMoeExperts);
+                        std::string name =
+                            "matmul_id/" + std::string(type_label(type)) + "/" +
+                            amxq_isa_name(isa) + "/" + sh.name + "/N:" + std::to_string(sh.n) +
+                            "/K:" + std::to_string(sh.k) + "/tok:" + std::to_string(tokens) +
+                            "/T:" + std::to_string(thr) + (cold ? "/cold" : "/hot");
+                        benchmark::RegisterBenchmark(name.c_str(),
+                                                     [=](benchmark::State &st) {
+                                                         bm_matmul_id(st, type, isa, sh, tokens,
+                                                                      thr, cold);
+                                                     })
+                            ->UseRealTime()
+                            ->Unit(benchmark::kMillisecond);
+                    }
+                }
+}
+
 void register_all()
 {
     std::vector<amxq_isa> isas = runnable_isas();
@@ -950,6 +1179,7 @@ void register_all()
                     ->UseRealTime()
                     ->Unit(benchmark::kMicrosecond);
     }
+    register_matmul_id(isas);
 }
 
 } // namespace
