@@ -23,19 +23,14 @@
 namespace
 {
 
-// amxq's type values are ggml's, but only four of them are amxq types.
+// amxq's type values are ggml's; amxq_type_name() knows which of them amxq packs (Q4_0, Q4_1,
+// Q8_0, Q4_K in 0.1), so a type amxq adds is taken without a change here.
 bool amxq_type_of(enum ggml_type t, amxq_type *out)
 {
-    switch (t) {
-    case GGML_TYPE_Q4_0:
-    case GGML_TYPE_Q4_1:
-    case GGML_TYPE_Q8_0:
-    case GGML_TYPE_Q4_K:
-        *out = (amxq_type)t;
-        return true;
-    default:
+    if ((int)t < 0 || (int)t >= GGML_TYPE_COUNT || amxq_type_name((amxq_type)t) == nullptr)
         return false;
-    }
+    *out = (amxq_type)t;
+    return true;
 }
 
 // A tensor the buffer stores packed: a whole, contiguous 2-D weight of an amxq type. Higher
