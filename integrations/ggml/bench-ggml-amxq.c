@@ -5,6 +5,8 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "ggml-amxq-util.h"
 
+#include <amxq.h>
+
 #include <time.h>
 
 static double now_ms(void)
@@ -61,8 +63,12 @@ int main(int argc, char **argv)
         for (int i = 2; i < argc && n_threads < 8; i++)
             threads[n_threads++] = atoi(argv[i]);
     }
-    static const enum ggml_type types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q8_0,
-                                           GGML_TYPE_Q4_K};
+    /* Every type amxq packs (the buffer type's rule). */
+    enum ggml_type types[GGML_TYPE_COUNT];
+    size_t n_types = 0;
+    for (int t = 0; t < GGML_TYPE_COUNT; t++)
+        if (amxq_type_name((amxq_type)t) != NULL)
+            types[n_types++] = (enum ggml_type)t;
     static const int64_t ms[] = {1, 32, 512};
     ggml_backend_t be = ggml_backend_cpu_init();
     ggml_backend_dev_t dev = ggml_backend_get_device(be);
@@ -78,7 +84,7 @@ int main(int argc, char **argv)
            (long long)nk);
     printf("| type | M | threads | CPU | CPU_REPACK | AMXQ | AMXQ vs CPU | AMXQ vs best ggml |\n");
     printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+    for (size_t ti = 0; ti < n_types; ti++) {
         void *bytes = g_weights(types[ti], nk, nk, 42);
         struct gw wc = {NULL, NULL, NULL}, wa = {NULL, NULL, NULL}, wr = {NULL, NULL, NULL};
         gw_new(&wc, types[ti], nk, nk, 1, ggml_backend_cpu_buffer_type(), bytes);
