@@ -78,6 +78,12 @@ cpu_has_avx512() {
         grep -qw "$f" /proc/cpuinfo 2>/dev/null || return 1
     done
 }
+# ggml sources for the ggml integration tests (integrations/ggml); none: those tests are skipped.
+ggml_src=$(bash tools/ggml-src.sh "$out/ggml-src") ||
+    { failed=$((failed + 1)); failures+=("unpacking the ggml sources"); ggml_src=; }
+ggml_opt=()
+[ -n "$ggml_src" ] && ggml_opt=(-Dggml_src="$ggml_src")
+
 amxtrap_src="$top/../shared/tools/amxtrap/amxtrap.c"
 amxtrap_opt=()
 [ -f "$amxtrap_src" ] && amxtrap_opt=("-Damxtrap=$amxtrap_src")
@@ -85,7 +91,7 @@ amxtrap_opt=()
 start=$(date +%s)
 run_suite "release (gcc, -Werror)" "$out/release" \
     --werror -Dbuildtype=release -Dbench=enabled -Demulators=enabled "${amxtrap_opt[@]}" \
-    -Dprefix="$out/prefix" --
+    "${ggml_opt[@]}" -Dprefix="$out/prefix" --
 
 # The whole suite again with AMXQ_ISA=amx on the real AMX machine code, every tile instruction
 # trapped by amxtrap (the `amxtrap` suite above asserts that they ran).
