@@ -388,8 +388,7 @@ static void check_bad_input(void)
     memcpy(mis + 8, ex[0], psize);
 
     /* One arena for X, ids and C, so overlaps can be made by pointing into it. */
-    const size_t x_f = (size_t)(n_tok * k), ids_n = (size_t)(n_tok * n_sl),
-                 c_f = (size_t)(n_tok * n_sl * n);
+    const size_t x_f = (size_t)(n_tok * k), c_f = (size_t)(n_tok * n_sl * n);
     float *xbuf = malloc(x_f * 4);
     for (size_t i = 0; i < x_f; i++)
         xbuf[i] = tu_randf(&g_rng);
