@@ -703,11 +703,10 @@ AMXQ_API const void *amxq_mirror_local(const amxq_mirror *mirror);
  *          AMXQ_ERR_NOMEM, and the ISA failures of amxq_matmul_ex() (AMXQ_ERR_ISA_UNKNOWN,
  *          AMXQ_ERR_ISA_UNSUPPORTED, AMXQ_ERR_NO_AMX, ...).
  *  Thread safe. Tiles, if used, are released before returning unless AMXQ_KEEP_TILES. */
-AMXQ_API amxq_status amxq_matmul_id(const void *const *experts, int64_t n_experts,
-                                    const float *x, int64_t x_slots, int64_t ldx_slot,
-                                    int64_t ldx_token, const int32_t *ids, int64_t n_slots,
-                                    int64_t ld_ids, int64_t n_tokens, float *c,
-                                    int64_t ldc_slot, int64_t ldc_token,
+AMXQ_API amxq_status amxq_matmul_id(const void *const *experts, int64_t n_experts, const float *x,
+                                    int64_t x_slots, int64_t ldx_slot, int64_t ldx_token,
+                                    const int32_t *ids, int64_t n_slots, int64_t ld_ids,
+                                    int64_t n_tokens, float *c, int64_t ldc_slot, int64_t ldc_token,
                                     const amxq_matmul_params *params);
 
 /** amxq_matmul_id_workspace_size() : bytes of workspace amxq_matmul_id() (n_threads = 1) or
@@ -715,8 +714,8 @@ AMXQ_API amxq_status amxq_matmul_id(const void *const *experts, int64_t n_expert
  *  the distinct rows quantized, the grouping, and per thread a gather block and a temporary C of
  *  at most 256 rows. A multiple of AMXQ_ALIGNMENT; 0 for an impossible request. */
 AMXQ_API size_t amxq_matmul_id_workspace_size(amxq_type type, int64_t n, int64_t k,
-                                              int64_t n_experts, int64_t x_slots,
-                                              int64_t n_slots, int64_t n_tokens, int n_threads);
+                                              int64_t n_experts, int64_t x_slots, int64_t n_slots,
+                                              int64_t n_tokens, int n_threads);
 
 /** amxq_ctx_matmul_id() : amxq_matmul_id() run by the threads of `ctx`: they quantize the
  *  distinct rows, then share the grid of (used expert, 16-column panel, row) cells in equal runs
@@ -731,8 +730,8 @@ AMXQ_API size_t amxq_matmul_id_workspace_size(amxq_type type, int64_t n, int64_t
 AMXQ_API amxq_status amxq_ctx_matmul_id(amxq_ctx *ctx, const void *const *experts,
                                         int64_t n_experts, const float *x, int64_t x_slots,
                                         int64_t ldx_slot, int64_t ldx_token, const int32_t *ids,
-                                        int64_t n_slots, int64_t ld_ids, int64_t n_tokens,
-                                        float *c, int64_t ldc_slot, int64_t ldc_token,
+                                        int64_t n_slots, int64_t ld_ids, int64_t n_tokens, float *c,
+                                        int64_t ldc_slot, int64_t ldc_token,
                                         const amxq_matmul_params *params);
 
 /* ---- Logging -------------------------------------------------------------------------------- */
