@@ -94,7 +94,8 @@ const int64_t kScalarM[] = {1, 2, 4, 8, 16, 32, 64, 128};
 /* The emulators are test vehicles, slower still. */
 const int64_t kEmuM[] = {1, 8};
 
-const amxq_type kTypes[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K};
+const amxq_type kTypes[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K,
+                            AMXQ_TYPE_Q6_K};
 
 const char *type_label(amxq_type t)
 {
@@ -107,6 +108,8 @@ const char *type_label(amxq_type t)
         return "Q8_0";
     case AMXQ_TYPE_Q4_K:
         return "Q4_K";
+    case AMXQ_TYPE_Q6_K:
+        return "Q6_K";
     }
     return "?";
 }
@@ -523,6 +526,8 @@ std::vector<uint8_t> make_ggml(amxq_type type, int64_t n, int64_t k)
             uint64_t v = r.next();
             std::memcpy(b + i, &v, std::min<size_t>(8, bb - i));
         }
+        if (type == AMXQ_TYPE_Q6_K) /* its one scale, d, is the block's last field */
+            put_half(b + 208, r);
     }
     return g;
 }
@@ -802,6 +807,7 @@ size_t act_row_bytes(amxq_type type, int64_t k)
     case AMXQ_TYPE_Q4_1:
         return (size_t)(k / 32) * 36;
     case AMXQ_TYPE_Q4_K:
+    case AMXQ_TYPE_Q6_K:
         return (size_t)(k / 256) * 292;
     default:
         return (size_t)(k / 32) * 34;

@@ -2,7 +2,7 @@
  * engine_shim: a miniature host engine that embeds amxq the safe way. It is the worked example an
  * integrator copies, so it shows the whole path from weights to checked outputs:
  *
- *   1. a tiny graph of two op kinds over weights in ggml block formats (Q4_0, Q4_1, Q8_0, Q4_K):
+ *   1. a tiny graph of two op kinds over weights in ggml block formats (Q4_0, Q4_1, Q4_K, Q6_K):
  *      MUL_MAT (one dense weight) and MUL_MAT_ID (a stack of expert weights, one picked per row
  *      and slot by ids). Weights come from seeded random floats and the shim's own quantizers.
  *   2. a placement pass (an engine's buffer-type selection): MUL_MAT weights amxq can take are
@@ -254,7 +254,7 @@ static int clampi(int v, int lo, int hi)
 
 /* ---- Weight types (ggml's enum values, so they pass to amxq unchanged) ----------------------- */
 
-enum wtype { W_F32 = 0, W_Q4_0 = 2, W_Q4_1 = 3, W_Q8_0 = 8, W_Q4_K = 12 };
+enum wtype { W_F32 = 0, W_Q4_0 = 2, W_Q4_1 = 3, W_Q8_0 = 8, W_Q4_K = 12, W_Q6_K = 14 };
 
 static const char *wtype_name(enum wtype t)
 {
@@ -377,6 +377,48 @@ static void quantize_q4_k(const float *x, uint8_t *b)
             qs[32 * r + l] = (uint8_t)(q[2 * r][l] | (q[2 * r + 1][l] << 4));
 }
 
+/* Q6_K: per sub-block of 16 a signed scale (the value of largest magnitude maps to -32), the 16
+ * scales quantized to int8 against the super-block's d; q = x / (d * sc) + 32 in [0, 63], split
+ * into ggml's ql nibbles and qh bit pairs (the inverse of docs/design.md §2's reading). */
+static void quantize_q6_k(const float *x, uint8_t *b)
+{
+    float scale[16], max_scale = 0.0f, amax_scale = 0.0f;
+    for (int j = 0; j < 16; j++) {
+        float amax = 0.0f, max = 0.0f;
+        for (int l = 0; l < 16; l++)
+            if (fabsf(x[16 * j + l]) > amax) {
+                amax = fabsf(x[16 * j + l]);
+                max = x[16 * j + l];
+            }
+        scale[j] = max / -32.0f;
+        if (fabsf(scale[j]) > amax_scale) {
+            amax_scale = fabsf(scale[j]);
+            max_scale = scale[j];
+        }
+    }
+    const uint16_t dh = float_to_half(max_scale / -128.0f);
+    const float d = half_to_float(dh);
+    int8_t sc[16];
+    uint8_t q[256];
+    for (int j = 0; j < 16; j++) {
+        sc[j] = (int8_t)(d != 0.0f ? clampi(roundi(scale[j] / d), -128, 127) : 0);
+        const float de = d * sc[j], ide = de != 0.0f ? 1.0f / de : 0.0f;
+        for (int l = 0; l < 16; l++)
+            q[16 * j + l] = (uint8_t)clampi(roundi(x[16 * j + l] * ide) + 32, 0, 63);
+    }
+    uint8_t *ql = b, *qh = b + 128;
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *qq = q + 128 * h + l;
+            ql[64 * h + l] = (uint8_t)((qq[0] & 15) | (qq[64] & 15) << 4);
+            ql[64 * h + 32 + l] = (uint8_t)((qq[32] & 15) | (qq[96] & 15) << 4);
+            qh[32 * h + l] = (uint8_t)(qq[0] >> 4 | (qq[32] >> 4) << 2 | (qq[64] >> 4) << 4 |
+                                       (qq[96] >> 4) << 6);
+        }
+    memcpy(b + 192, sc, 16);
+    wr16(b + 208, dh);
+}
+
 /* One row of K floats into ggml blocks of type t (f32 rows are copied). */
 static void quantize_row(enum wtype t, const float *x, int64_t k, uint8_t *dst)
 {
@@ -401,6 +443,9 @@ static void quantize_row(enum wtype t, const float *x, int64_t k, uint8_t *dst)
             break;
         case W_Q4_K:
             quantize_q4_k(xb, b);
+            break;
+        case W_Q6_K:
+            quantize_q6_k(xb, b);
             break;
         case W_F32:
             break;
@@ -474,6 +519,21 @@ static float vec_dot(enum wtype t, int64_t k, const uint8_t *w, const uint8_t *q
             acc += (double)(rdhalf(w) * dx) * sum_sc - (double)(rdhalf(w + 2) * dx) * sum_m;
         }
         break;
+    case W_Q6_K:
+        for (int64_t i = 0; i < k / 256; i++, w += 210, q += 292) {
+            float dx;
+            memcpy(&dx, q, 4);
+            const int8_t *qx = (const int8_t *)(q + 4);
+            int32_t sum = 0;
+            for (int j = 0; j < 256; j++) { /* weight j: half h, quarter c, position l */
+                const int h = j / 128, c = (j % 128) / 32, l = j % 32;
+                const uint8_t ql = w[64 * h + 32 * (c & 1) + l], qh = w[128 + 32 * h + l];
+                const int qw = ((c < 2 ? ql & 15 : ql >> 4) | ((qh >> (2 * c)) & 3) << 4) - 32;
+                sum += (int8_t)w[192 + j / 16] * qw * qx[j];
+            }
+            acc += (double)(rdhalf(w + 208) * dx) * sum;
+        }
+        break;
     case W_F32:
         break;
     }
@@ -495,17 +555,18 @@ struct tensor {
     size_t ggml_bytes;
 };
 
-/* Types chosen so that both paths see every quant type. */
+/* Types chosen so that both paths see most quant types, with a Q4_K_M-like mix: Q6_K for attn_v
+ * and ffn_down, as llama.cpp's Q4_K_M keeps them. */
 static const struct tensor tensor_spec[T_COUNT] = {
     [T_NORM] = {"attn_norm", OP_NONE, W_F32, D_MODEL, 1, 1, NULL, 0},
     [T_Q] = {"attn_q", OP_MUL_MAT, W_Q4_0, D_MODEL, D_MODEL, 1, NULL, 0},
     [T_K] = {"attn_k", OP_MUL_MAT, W_Q4_1, D_MODEL, D_MODEL, 1, NULL, 0},
-    [T_V] = {"attn_v", OP_MUL_MAT, W_Q8_0, D_MODEL, D_MODEL, 1, NULL, 0},
+    [T_V] = {"attn_v", OP_MUL_MAT, W_Q6_K, D_MODEL, D_MODEL, 1, NULL, 0},
     [T_O] = {"attn_output", OP_MUL_MAT, W_Q4_K, D_MODEL, D_MODEL, 1, NULL, 0},
     [T_ROUTER] = {"ffn_gate_inp", OP_MUL_MAT, W_F32, D_MODEL, N_EXPERT, 1, NULL, 0},
     [T_GATE] = {"ffn_gate_exps", OP_MUL_MAT_ID, W_Q4_K, D_MODEL, D_FF, N_EXPERT, NULL, 0},
     [T_UP] = {"ffn_up_exps", OP_MUL_MAT_ID, W_Q4_1, D_MODEL, D_FF, N_EXPERT, NULL, 0},
-    [T_DOWN] = {"ffn_down_exps", OP_MUL_MAT_ID, W_Q8_0, D_FF, D_MODEL, N_EXPERT, NULL, 0},
+    [T_DOWN] = {"ffn_down_exps", OP_MUL_MAT_ID, W_Q6_K, D_FF, D_MODEL, N_EXPERT, NULL, 0},
 };
 
 struct model {

@@ -343,31 +343,18 @@ amxq_status amxq_quantize_row(amxq_type weight_type, const float *x, int64_t k, 
     AMXQ_CHECK(x != NULL && dst != NULL, AMXQ_ERR_NULL);
     AMXQ_CHECK(k > 0 && k < ((int64_t)1 << 31), AMXQ_ERR_SHAPE);
     AMXQ_CHECK(k % qk == 0, AMXQ_ERR_K_BLOCK);
-    size_t block_bytes;
-    switch (weight_type) {
-    case AMXQ_TYPE_Q4_1:
-        block_bytes = sizeof(amxq_block_q8_1);
-        break;
-    case AMXQ_TYPE_Q4_K:
-        block_bytes = sizeof(amxq_block_q8_k);
-        break;
-    default:
-        block_bytes = sizeof(amxq_block_q8_0);
-        break;
-    }
+    const int act_k = amxq_type_act_q8_k(weight_type), act_1 = amxq_type_act_q8_1(weight_type);
+    const size_t block_bytes = act_k   ? sizeof(amxq_block_q8_k)
+                               : act_1 ? sizeof(amxq_block_q8_1)
+                                       : sizeof(amxq_block_q8_0);
     AMXQ_CHECK(dst_size / block_bytes >= (size_t)(k / qk), AMXQ_ERR_BUFFER_SIZE);
     AMXQ_CHECK(!amxq_overlaps(x, (size_t)k * 4, dst, (size_t)(k / qk) * block_bytes),
                AMXQ_ERR_OVERLAP);
-    switch (weight_type) {
-    case AMXQ_TYPE_Q4_1:
-        amxq_quantize_row_q8_1_ggml(x, k, dst);
-        break;
-    case AMXQ_TYPE_Q4_K:
+    if (act_k)
         amxq_quantize_row_q8_k_ggml(x, k, dst);
-        break;
-    default:
+    else if (act_1)
+        amxq_quantize_row_q8_1_ggml(x, k, dst);
+    else
         amxq_quantize_row_q8_0_ggml(x, k, dst);
-        break;
-    }
     return AMXQ_OK;
 }

@@ -34,7 +34,8 @@
     X(Q4_0, q4_0, 32, 18, q8_0)                                                                    \
     X(Q4_1, q4_1, 32, 20, q8_1)                                                                    \
     X(Q8_0, q8_0, 32, 34, q8_0)                                                                    \
-    X(Q4_K, q4_k, 256, 144, q8_k)
+    X(Q4_K, q4_k, 256, 144, q8_k)                                                                  \
+    X(Q6_K, q6_k, 256, 210, q8_k)
 
 /* Dense index of a type, for table slots. */
 enum amxq_type_index {
@@ -46,6 +47,17 @@ enum amxq_type_index {
 
 /* Index of `type`, or -1 if it is not an amxq_type. */
 int amxq_type_index(amxq_type type);
+
+/* The activation type ggml's x86 path pairs with a weight type (docs/design.md §1): Q8_K for the
+ * super-block types, Q8_1 for the types with a min, else Q8_0. */
+static inline int amxq_type_act_q8_k(amxq_type type)
+{
+    return type == AMXQ_TYPE_Q4_K || type == AMXQ_TYPE_Q6_K;
+}
+static inline int amxq_type_act_q8_1(amxq_type type)
+{
+    return type == AMXQ_TYPE_Q4_1;
+}
 
 /* ---- ggml block formats (DESIGN.md §2) ------------------------------------------------------ */
 
@@ -77,6 +89,12 @@ typedef struct {
     int8_t qs[256];
     int16_t bsums[16];
 } amxq_block_q8_k;
+typedef struct {
+    uint8_t ql[128]; /* low 4 bits of the 6-bit quants */
+    uint8_t qh[64];  /* high 2 bits */
+    int8_t scales[16];
+    uint16_t d;
+} amxq_block_q6_k;
 
 #define AMXQ_QK   32  /* weights per block of Q4_0, Q4_1, Q8_0, Q8_0/Q8_1 activations */
 #define AMXQ_QK_K 256 /* weights per Q4_K / Q8_K super-block */
@@ -159,6 +177,11 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
  *   Q8_0:       qs is 32 int8 a block  -> 8 lines (512 B): exactly a 8 x 64 B tile B operand.
  *   Q4_K:       each of ggml's four 32-byte runs -> 8 lines (512 B); 2048 B a super-block.
  *               Low nibbles of run r are sub-block 2r, high nibbles sub-block 2r+1.
+ *   Q6_K:       ggml's ql (128 B) and qh (64 B), contiguous in the block, as one run of 192
+ *               bytes -> 48 lines (3072 B): lines 0..31 ql, 32..47 qh. In half h (128 weights),
+ *               line L < 8 of ql (16h + L), ql (16h + 8 + L) and qh (32 + 8h + L) hold the same
+ *               four l = 4L..4L+3 of each row: weight 128h + 32c + l is nibble c/2 of the ql line
+ *               of quarter c%2 with bits 2c..2c+1 of the qh line as bits 4-5 (docs/design.md §2).
  *
  * Terms (16 values of each field, so one vector load serves the panel):
  *   Q4_0: uint16 d[16] (fp16 bits)                                              32 B
@@ -166,6 +189,7 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
  *   Q8_0: uint16 d[16]                                                              32 B
  *   Q4_K: uint16 d[16], uint16 dmin[16], uint8 sc[8][16], uint8 m[8][16]         320 B
  *         (sc, m: the 6-bit sub-block scales and mins, unpacked; [sub-block][row])
+ *   Q6_K: uint16 d[16], int8 sc[16][16] ([sub-block of 16][row])                 288 B
  */
 #define AMXQ_CHUNK_Q4_0 256
 #define AMXQ_CHUNK_Q4_1 256
@@ -175,6 +199,8 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
 #define AMXQ_TERMS_Q4_1 64
 #define AMXQ_TERMS_Q8_0 32
 #define AMXQ_TERMS_Q4_K 320
+#define AMXQ_CHUNK_Q6_K 3072
+#define AMXQ_TERMS_Q6_K 288
 
 /* ---- Quantized activations (the workspace) -------------------------------------------------- */
 

@@ -7,8 +7,11 @@
 
 #include "amxq.h"
 #include "common/testutil.h"
+#include "pack/pack.h"
 
-static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K};
+static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K,
+                                  AMXQ_TYPE_Q6_K};
+#define NTYPES ((int)(sizeof types / sizeof types[0]))
 
 /* FNV-1a 64, the header checksum (docs/packed-format.md), to forge headers on purpose. */
 static uint64_t fnv1a64(const uint8_t *p, size_t n)
@@ -44,10 +47,12 @@ static void test_metadata(void)
     TU_CHECK(strcmp(amxq_status_str((amxq_status)-999), "unknown amxq status") == 0, "unknown");
     TU_CHECK(strcmp(amxq_status_str((amxq_status)5), "unknown amxq status") == 0, "unknown +");
 
-    static const char *names[] = {"q4_0", "q4_1", "q8_0", "q4_k"};
-    static const int64_t blocks[] = {32, 32, 32, 256};
-    static const size_t bytes[] = {18, 20, 34, 144};
-    for (int i = 0; i < 4; i++) {
+    static const char *names[] = {"q4_0", "q4_1", "q8_0", "q4_k", "q6_k"};
+    static const int64_t blocks[] = {32, 32, 32, 256, 256};
+    static const size_t bytes[] = {18, 20, 34, 144, 210};
+    static const int ggml_ids[] = {2, 3, 8, 12, 14};
+    for (int i = 0; i < NTYPES; i++) {
+        TU_CHECK((int)types[i] == ggml_ids[i], "type %d is not ggml's id", i);
         TU_CHECK(strcmp(amxq_type_name(types[i]), names[i]) == 0, "type name %d", i);
         TU_CHECK(amxq_type_block(types[i]) == blocks[i], "block %d", i);
         TU_CHECK(amxq_type_block_bytes(types[i]) == bytes[i], "block bytes %d", i);
@@ -60,7 +65,7 @@ static void test_metadata(void)
 
 static void test_sizes(void)
 {
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < NTYPES; i++) {
         const amxq_type t = types[i];
         const int64_t qk = amxq_type_block(t);
         TU_CHECK(amxq_packed_size(t, 16, qk) > 0, "valid size");
@@ -77,7 +82,7 @@ static void test_sizes(void)
                      amxq_workspace_size(t, 3, qk) % 64 == 0 && amxq_workspace_size(t, 3, qk) > 0,
                  "workspace size");
     }
-    TU_CHECK(amxq_packed_size((amxq_type)7, 16, 32) == 0, "unknown type");
+    TU_CHECK(amxq_packed_size((amxq_type)9, 16, 32) == 0, "unknown type");
 }
 
 /* Pack a random weight of `type`; returns the packed buffer (caller frees base). */
@@ -88,11 +93,12 @@ static tu_buf make_packed(uint64_t *seed, amxq_type type, int64_t n, int64_t k, 
     tu_fill_bytes(seed, *ggml, gsize);
     /* Sane scales: small positive halves, so products are finite. */
     const size_t bsz = amxq_type_block_bytes(type);
+    size_t off[2];
+    const size_t nf = amxq_ggml_fp16_fields(type, off);
     for (size_t b = 0; b < gsize / bsz; b++) {
         uint16_t h = (uint16_t)(0x2000 + (tu_rand(seed) & 0x3ff));
-        memcpy(*ggml + b * bsz, &h, 2);
-        if (type == AMXQ_TYPE_Q4_1 || type == AMXQ_TYPE_Q4_K)
-            memcpy(*ggml + b * bsz + 2, &h, 2);
+        for (size_t f = 0; f < nf; f++)
+            memcpy(*ggml + b * bsz + off[f], &h, 2);
     }
     tu_buf p = tu_buf_new(amxq_packed_size(type, n, k), 64);
     if (amxq_pack(type, *ggml, n, k, p.p, p.size) != AMXQ_OK) {
@@ -149,7 +155,7 @@ static void test_pack_errors(uint64_t *seed)
 
 static void test_packed_validation(uint64_t *seed)
 {
-    for (int ti = 0; ti < 4; ti++) {
+    for (int ti = 0; ti < NTYPES; ti++) {
         const amxq_type t = types[ti];
         const int64_t n = 33, k = amxq_type_block(t) * 2;
         uint8_t *ggml;
@@ -321,6 +327,8 @@ static void test_quantize_row(void)
     TU_CHECK(amxq_quantize_row(AMXQ_TYPE_Q4_1, x, 64, out, 72) == AMXQ_OK, "q8_1");
     TU_CHECK(amxq_quantize_row(AMXQ_TYPE_Q4_K, x, 512, out, 584) == AMXQ_OK, "q8_k");
     TU_CHECK(tu_all_bytes(out + 584, sizeof out - 584, 0x11), "q8_k wrote past 2 blocks");
+    TU_CHECK(amxq_quantize_row(AMXQ_TYPE_Q6_K, x, 512, out, 583) == AMXQ_ERR_BUFFER_SIZE, "q6k");
+    TU_CHECK(amxq_quantize_row(AMXQ_TYPE_Q6_K, x, 512, out, 584) == AMXQ_OK, "q6_k -> q8_k");
 }
 
 static void test_isa_api(void)

@@ -44,11 +44,11 @@
 #define N      37 /* three panels, the last one padded */
 #define LDX    300
 #define LDC    40
-#define NTYPES 4
+#define NTYPES 5
 #define NVAR   5
 
 static const amxq_type types[NTYPES] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                        AMXQ_TYPE_Q4_K};
+                                        AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K};
 /* The per-call ISA variants compared across processes and threads. */
 static const amxq_isa variants[NVAR] = {AMXQ_ISA_SCALAR, AMXQ_ISA_AUTO, AMXQ_ISA_AMX_EMU,
                                         AMXQ_ISA_AVX512_EMU, AMXQ_ISA_AMX};
@@ -76,7 +76,7 @@ static void setup(void)
 {
     uint64_t s = 0x5EEDF0C4ull;
     for (int t = 0; t < NTYPES; t++) {
-        kdim[t] = types[t] == AMXQ_TYPE_Q4_K ? 256 : 64;
+        kdim[t] = amxq_type_block(types[t]) == 256 ? 256 : 64;
         size_t gs = amxq_ggml_size(types[t], N, kdim[t]), bb = amxq_type_block_bytes(types[t]);
         ggml[t] = (uint8_t *)malloc(gs);
         tu_fill_bytes(&s, ggml[t], gs);
@@ -85,6 +85,8 @@ static void setup(void)
             memcpy(ggml[t] + b * bb, &d, 2);
             if (types[t] != AMXQ_TYPE_Q8_0)
                 memcpy(ggml[t] + b * bb + 2, &d2, 2);
+            if (types[t] == AMXQ_TYPE_Q6_K) /* d is the block's last field */
+                memcpy(ggml[t] + b * bb + 208, &d2, 2);
         }
         packed_size[t] = amxq_packed_size(types[t], N, kdim[t]);
         packed[t] = aligned_alloc(AMXQ_ALIGNMENT, packed_size[t]);

@@ -26,6 +26,7 @@
 #include "dispatch/cpu.h"
 #include "dispatch/test_hooks.h"
 #include "internal.h"
+#include "pack/pack.h"
 
 #define N 40
 #define K 256
@@ -45,7 +46,8 @@ static int refusing_prctl(void *user, int code, unsigned long arg)
     return ENOSPC;
 }
 
-static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K};
+static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K,
+                                  AMXQ_TYPE_Q6_K};
 
 /* One product of every type with M rows through `isa`; all must succeed. */
 static void products(amxq_isa isa, int64_t m)
@@ -64,11 +66,12 @@ static void products(amxq_isa isa, int64_t m)
         }
         tu_fill_bytes(&seed, g, gsz);
         const size_t bb = amxq_type_block_bytes(t);
+        size_t off[2];
+        const size_t nf = amxq_ggml_fp16_fields(t, off);
         for (size_t b = 0; b < gsz / bb; b++) { /* finite, small scales */
             const uint16_t d = 0x2000;
-            memcpy(g + b * bb, &d, 2);
-            if (t == AMXQ_TYPE_Q4_1 || t == AMXQ_TYPE_Q4_K)
-                memcpy(g + b * bb + 2, &d, 2);
+            for (size_t f = 0; f < nf; f++)
+                memcpy(g + b * bb + off[f], &d, 2);
         }
         for (int64_t j = 0; j < m * K; j++)
             x[j] = tu_randf(&seed);

@@ -6,7 +6,8 @@
 #include "amxq.h"
 #include "common/testutil.h"
 
-static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K};
+static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K,
+                                  AMXQ_TYPE_Q6_K};
 
 static void roundtrip(uint64_t *seed, amxq_type type, int64_t n, int64_t k)
 {
@@ -73,6 +74,8 @@ static void special_scales(uint64_t *seed, amxq_type type)
         memcpy(src + b * bsz, &d, 2);
         if (type != AMXQ_TYPE_Q4_0 && type != AMXQ_TYPE_Q8_0)
             memcpy(src + b * bsz + 2, &m, 2);
+        if (type == AMXQ_TYPE_Q6_K) /* d is the block's last field */
+            memcpy(src + b * bsz + 208, &d, 2);
     }
     const size_t psize = amxq_packed_size(type, n, k);
     tu_buf packed = tu_buf_new(psize, 0);

@@ -85,6 +85,25 @@ static void put_half(uint8_t *p, double f)
 
 static void deq_weights(amxq_type t, const uint8_t *b, int64_t k, double *w)
 {
+    if (t == AMXQ_TYPE_Q6_K) { /* as ggml's dequantize_row_q6_K walks it: halves of 128 */
+        for (int64_t i = 0; i < k / 256; i++, b += 210) {
+            const double d = half(b + 208);
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+                const int8_t *sc = (const int8_t *)(const void *)(b + 192 + 8 * h);
+                double *y = w + 256 * i + 128 * h;
+                for (int l = 0; l < 32; l++) {
+                    const int is = l / 16;
+                    y[l] = d * sc[is] * (((ql[l] & 15) | ((qh[l] & 3) << 4)) - 32);
+                    y[l + 32] =
+                        d * sc[is + 2] * (((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                    y[l + 64] = d * sc[is + 4] * (((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+                    y[l + 96] = d * sc[is + 6] * (((ql[l + 32] >> 4) | ((qh[l] >> 6) << 4)) - 32);
+                }
+            }
+        }
+        return;
+    }
     if (t == AMXQ_TYPE_Q4_K) {
         for (int64_t i = 0; i < k / 256; i++, b += 144) {
             const double d = half(b), dmin = half(b + 2);
@@ -131,7 +150,7 @@ static void deq_weights(amxq_type t, const uint8_t *b, int64_t k, double *w)
 /* Activation row: values, and for Q8_1 the stored s per block (NULL otherwise). */
 static void deq_acts(amxq_type wt, const uint8_t *b, int64_t k, double *x, double *s)
 {
-    if (wt == AMXQ_TYPE_Q4_K) {
+    if (wt == AMXQ_TYPE_Q4_K || wt == AMXQ_TYPE_Q6_K) {
         for (int64_t i = 0; i < k / 256; i++, b += 292) {
             float d;
             memcpy(&d, b, 4);
@@ -176,6 +195,8 @@ static void gen_weights(amxq_type t, uint8_t *g, int64_t n, int64_t k, int varie
                 put_half(b + 2, -8 * d * fabs(rnd_u()));
             if (t == AMXQ_TYPE_Q4_K)
                 put_half(b + 2, rs * 0.0003 * fabs(rnd_u()));
+            if (t == AMXQ_TYPE_Q6_K) /* d last; |sc * (q - 32)| reaches 4096 */
+                put_half(b + 208, d / 64);
         }
     }
 }
@@ -203,7 +224,9 @@ static int run_case(amxq_type t, int64_t m, int64_t n, int64_t k, int outliers, 
 {
     const size_t gsize = amxq_ggml_size(t, n, k), psize = amxq_packed_size(t, n, k);
     const int64_t qk = amxq_type_block(t), nb = k / qk;
-    const size_t arow = (size_t)nb * (t == AMXQ_TYPE_Q4_K ? 292 : t == AMXQ_TYPE_Q4_1 ? 36 : 34);
+    const size_t arow = (size_t)nb * (amxq_type_block(t) == 256 ? 292
+                                      : t == AMXQ_TYPE_Q4_1     ? 36
+                                                                : 34);
     uint8_t *g = malloc(gsize), *aq = malloc(arow);
     void *packed = aligned_alloc(AMXQ_ALIGNMENT, psize);
     float *x = malloc(sizeof(float) * (size_t)(m * k)),
@@ -281,15 +304,15 @@ int main(int argc, char **argv)
     rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 20261123;
     printf("test_ref_double: seed %llu\n", (unsigned long long)rng_state);
     static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                      AMXQ_TYPE_Q4_K};
+                                      AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K};
     int fails = 0;
-    for (int ti = 0; ti < 4; ti++) {
+    for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
         const amxq_type t = types[ti];
         double worst_q = 0, worst_f = 0;
         for (int i = 0; i < 24; i++) {
             const int64_t m = 1 + (int64_t)(rnd() % 40), n = 16 + (int64_t)(rnd() % 55);
             const int64_t k =
-                amxq_type_block(t) * (1 + (int64_t)(rnd() % (t == AMXQ_TYPE_Q4_K ? 6 : 40)));
+                amxq_type_block(t) * (1 + (int64_t)(rnd() % (amxq_type_block(t) == 256 ? 6 : 40)));
             /* (i) on data with outliers, zero blocks, varied row scales; (ii) needs plain data */
             struct errs eo, ec;
             if (run_case(t, m, n, k, 1, &eo) != 0 || run_case(t, m, n, k, 0, &ec) != 0) {

@@ -26,9 +26,12 @@
 #include "amxq.h"
 #include "common/testutil.h"
 #include "internal.h"
+#include "pack/pack.h"
 #include "parallel/parallel.h"
 
-static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K};
+static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K,
+                                  AMXQ_TYPE_Q6_K};
+#define NTYPES (sizeof types / sizeof types[0])
 static const uint32_t CANARY = 0x7fc0dead; /* a NaN no kernel produces */
 
 static amxq_isa isas[AMXQ_ISA_COUNT];
@@ -40,11 +43,12 @@ static void *make_ggml(amxq_type t, int64_t n, int64_t k, uint64_t *seed)
     const size_t bytes = amxq_ggml_size(t, n, k), bb = amxq_type_block_bytes(t);
     uint8_t *g = malloc(bytes);
     tu_fill_bytes(seed, g, bytes);
-    const int halves = (t == AMXQ_TYPE_Q4_1 || t == AMXQ_TYPE_Q4_K) ? 2 : 1;
+    size_t off[2];
+    const size_t halves = amxq_ggml_fp16_fields(t, off);
     for (size_t b = 0; b < bytes / bb; b++)
-        for (int h = 0; h < halves; h++) {
+        for (size_t h = 0; h < halves; h++) {
             uint16_t v = (uint16_t)(0x1c00 | (tu_rand(seed) & 0x3ff));
-            memcpy(g + b * bb + 2 * h, &v, 2);
+            memcpy(g + b * bb + off[h], &v, 2);
         }
     return g;
 }
@@ -209,7 +213,7 @@ static void test_slices_sequential(void)
     for (int ii = 0; ii < n_isas; ii++) {
         const amxq_isa isa = isas[ii];
         const int emulated = isa == AMXQ_ISA_AMX_EMU || isa == AMXQ_ISA_AVX512_EMU;
-        for (size_t ti = 0; ti < 4; ti++) {
+        for (size_t ti = 0; ti < NTYPES; ti++) {
             const amxq_type t = types[ti];
             const int64_t qk = amxq_type_block(t);
             const size_t n_small = sizeof small / sizeof small[0];
@@ -313,7 +317,7 @@ static void test_engine_threads(void)
     static const shape shapes[] = {{1, 4096 / 8, 2}, {37, 300, 1}, {257, 17, 1}};
     static const int nths[] = {1, 2, 3, 4, 7, 17};
     for (int ii = 0; ii < n_isas; ii++)
-        for (size_t ti = 0; ti < 4; ti++)
+        for (size_t ti = 0; ti < NTYPES; ti++)
             for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
                 const amxq_isa isa = isas[ii];
                 const amxq_type t = types[ti];
@@ -358,7 +362,7 @@ static void test_ctx_matmul(void)
         if (ctx == NULL)
             continue;
         for (int ii = 0; ii < n_isas; ii++)
-            for (size_t ti = 0; ti < 4; ti++)
+            for (size_t ti = 0; ti < NTYPES; ti++)
                 for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
                     const amxq_isa isa = isas[ii];
                     const amxq_type t = types[ti];

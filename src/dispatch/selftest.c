@@ -20,8 +20,8 @@
 #define ST_N     17
 #define ST_K_MAX 256 /* one Q4_K super-block; two blocks of the 32-weight types */
 
-static _Alignas(64) uint8_t st_packed[AMXQ_HEADER_BYTES + 2 * 2432];
-static uint8_t st_ggml[ST_N * 144];
+static _Alignas(64) uint8_t st_packed[AMXQ_HEADER_BYTES + 2 * 3392];
+static uint8_t st_ggml[ST_N * 210];
 static float st_x[ST_M * ST_K_MAX];
 static _Alignas(64) uint8_t st_ws_ref[8192], st_ws[8192];
 static float st_c_ref[ST_M * ST_N], st_c[ST_M * ST_N];
@@ -40,11 +40,12 @@ static void make_weights(amxq_type type, int64_t k, uint32_t *seed)
     const size_t bytes = amxq_ggml_size(type, ST_N, k), bsz = amxq_type_block_bytes(type);
     for (size_t i = 0; i < bytes; i++)
         st_ggml[i] = (uint8_t)st_rand(seed);
+    size_t off[2];
+    const size_t nf = amxq_ggml_fp16_fields(type, off);
     for (size_t b = 0; b < bytes / bsz; b++) {
         const uint16_t d = (uint16_t)(0x2000 + (st_rand(seed) & 0x3ff));
-        memcpy(st_ggml + b * bsz, &d, 2);
-        if (type == AMXQ_TYPE_Q4_1 || type == AMXQ_TYPE_Q4_K)
-            memcpy(st_ggml + b * bsz + 2, &d, 2);
+        for (size_t f = 0; f < nf; f++)
+            memcpy(st_ggml + b * bsz + off[f], &d, 2);
     }
 }
 
@@ -56,7 +57,7 @@ static int same_floats(const float *a, const float *b, size_t n)
 /* The quantized activations the gemm reads, compared element by element (padding is free). */
 static int same_qx(const amxq_qx *a, const amxq_qx *b)
 {
-    const int is_k = a->wtype == AMXQ_TYPE_Q4_K;
+    const int is_k = amxq_type_act_q8_k(a->wtype);
     const int64_t nd = a->k / (is_k ? AMXQ_QK_K : AMXQ_QK), nsums = a->k / (is_k ? 16 : AMXQ_QK);
     for (int64_t m = 0; m < a->m; m++) {
         if (memcmp(a->qs + m * a->ld_qs, b->qs + m * b->ld_qs, (size_t)a->k) != 0 ||
@@ -77,11 +78,13 @@ amxq_status amxq_kernels_selftest(const struct amxq_kernels *t)
     amxq_status result = AMXQ_OK;
 
     for (int ti = 0; ti < AMXQ_NTYPES && result == AMXQ_OK; ti++) {
-        const amxq_type type = ti == AMXQ_TI_Q4_0   ? AMXQ_TYPE_Q4_0
-                               : ti == AMXQ_TI_Q4_1 ? AMXQ_TYPE_Q4_1
-                               : ti == AMXQ_TI_Q8_0 ? AMXQ_TYPE_Q8_0
-                                                    : AMXQ_TYPE_Q4_K;
-        const int64_t k = type == AMXQ_TYPE_Q4_K ? 256 : 64;
+        static const amxq_type types[AMXQ_NTYPES] = {
+#define ST_X_TYPE(T, name, qk, bytes, act) AMXQ_TYPE_##T,
+            AMXQ_FOREACH_TYPE(ST_X_TYPE)
+#undef ST_X_TYPE
+        };
+        const amxq_type type = types[ti];
+        const int64_t k = amxq_type_block(type) == 256 ? 256 : 64;
         amxq_layout lo;
         if (amxq_layout_init(&lo, type, ST_N, k) != AMXQ_OK || lo.total_bytes > sizeof st_packed ||
             amxq_qx_size(type, ST_M, k) > sizeof st_ws)

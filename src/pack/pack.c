@@ -31,10 +31,20 @@ static struct block_fields fields_of(amxq_type type)
         return (struct block_fields){0, 2, SIZE_MAX, 4, 16};
     case AMXQ_TYPE_Q8_0:
         return (struct block_fields){0, SIZE_MAX, SIZE_MAX, 2, 32};
+    case AMXQ_TYPE_Q6_K: /* ql and qh are one run of 192 bytes; scales[16] int8; d last */
+        return (struct block_fields){208, SIZE_MAX, 192, 0, 192};
     case AMXQ_TYPE_Q4_K:
     default:
         return (struct block_fields){0, 2, 4, 16, 128};
     }
+}
+
+size_t amxq_ggml_fp16_fields(amxq_type type, size_t off[2])
+{
+    const struct block_fields f = fields_of(type);
+    off[0] = f.d;
+    off[1] = f.m;
+    return f.m == SIZE_MAX ? 1 : 2;
 }
 
 /* Q4_K: 12 bytes <-> 8 scales and 8 mins of 6 bits (DESIGN.md §2). */
@@ -90,6 +100,10 @@ void amxq_pack_panels(const amxq_layout *lo, const uint8_t *ggml_rows, uint8_t *
                     break;
                 case AMXQ_TYPE_Q8_0:
                     break;
+                case AMXQ_TYPE_Q6_K: /* sc[16][16], int8 as in ggml */
+                    for (int s = 0; s < 16; s++)
+                        terms[32 + 16 * s + j] = blk[f.scales + (size_t)s];
+                    break;
                 case AMXQ_TYPE_Q4_K:
                 default: {
                     uint8_t sc[8], m[8];
@@ -137,6 +151,9 @@ void amxq_unpack_panels(const amxq_layout *lo, const uint8_t *packed, uint8_t *g
                     }
                     q4k_scales_encode(sc, m, blk + f.scales);
                 }
+                if (lo->type == AMXQ_TYPE_Q6_K)
+                    for (int s = 0; s < 16; s++)
+                        blk[f.scales + (size_t)s] = terms[32 + 16 * s + j];
             }
         }
     }

@@ -18,4 +18,9 @@ void amxq_pack_panels(const amxq_layout *lo, const uint8_t *ggml_rows, uint8_t *
 void amxq_unpack_panels(const amxq_layout *lo, const uint8_t *packed, uint8_t *ggml_rows,
                         int64_t p0, int64_t p1);
 
+/* Offsets of the fp16 scale fields in one ggml block of `type` (d; then m or dmin, if any);
+ * returns their count, 1 or 2. For tests and the self-test, which write finite scales into
+ * random blocks. */
+size_t amxq_ggml_fp16_fields(amxq_type type, size_t off[2]);
+
 #endif /* AMXQ_PACK_PACK_H */

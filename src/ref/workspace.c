@@ -8,7 +8,7 @@
 static size_t qx_plan(amxq_type type, int64_t m, int64_t k, int64_t *ld_qs, int64_t *ld_d,
                       int64_t *ld_sums, size_t off[4])
 {
-    const int is_k = type == AMXQ_TYPE_Q4_K;
+    const int is_k = amxq_type_act_q8_k(type);
     const int64_t nd = k / (is_k ? AMXQ_QK_K : AMXQ_QK); /* scales per row */
     const int64_t nsums = k / (is_k ? 16 : AMXQ_QK);     /* sums per row */
     *ld_qs = AMXQ_ROUND_UP(k, 64);
@@ -17,7 +17,7 @@ static size_t qx_plan(amxq_type type, int64_t m, int64_t k, int64_t *ld_qs, int6
     /* m, k < 2^31 so every product below fits in 64 bits */
     const uint64_t qs_bytes = (uint64_t)m * (uint64_t)*ld_qs;
     const uint64_t d_bytes = (uint64_t)m * (uint64_t)*ld_d * 4u;
-    const uint64_t s_bytes = type == AMXQ_TYPE_Q4_1 ? d_bytes : 0;
+    const uint64_t s_bytes = amxq_type_act_q8_1(type) ? d_bytes : 0;
     const uint64_t sums_bytes = (uint64_t)m * (uint64_t)*ld_sums * 2u;
     const uint64_t total = qs_bytes + 2 * d_bytes + sums_bytes; /* s reserved as d-sized */
     if (total > (uint64_t)SIZE_MAX)
@@ -50,6 +50,6 @@ void amxq_qx_layout(amxq_qx *qx, amxq_type type, int64_t m, int64_t k, void *ws)
     qx->k = k;
     qx->qs = (int8_t *)(base + off[0]);
     qx->d = (float *)(void *)(base + off[1]);
-    qx->s = type == AMXQ_TYPE_Q4_1 ? (float *)(void *)(base + off[2]) : NULL;
+    qx->s = amxq_type_act_q8_1(type) ? (float *)(void *)(base + off[2]) : NULL;
     qx->sums = (int16_t *)(void *)(base + off[3]);
 }

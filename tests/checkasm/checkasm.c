@@ -141,6 +141,13 @@ static uint16_t weight_scale(uint64_t *s, enum ca_class cls, float base)
     return amxq_fp32_to_fp16(d);
 }
 
+/* Every weight type, in the kernel tables' order (a case's index, and so its data, follows it). */
+static const amxq_type ca_types[AMXQ_NTYPES] = {
+#define CA_X_TYPE(T, name, qk, bytes, act) AMXQ_TYPE_##T,
+    AMXQ_FOREACH_TYPE(CA_X_TYPE)
+#undef CA_X_TYPE
+};
+
 /* The quant bytes of one block are random; some blocks hold only the type's zero value. */
 static void gen_block(uint64_t *s, amxq_type type, enum ca_class cls, float row_scale, uint8_t *blk)
 {
@@ -172,6 +179,21 @@ static void gen_block(uint64_t *s, amxq_type type, enum ca_class cls, float row_
             const uint8_t u = zero_quants ? 0 : (uint8_t)rnd(s);
             memcpy(&b.qs[i], &u, 1);
         }
+        memcpy(blk, &b, sizeof b);
+        break;
+    }
+    case AMXQ_TYPE_Q6_K: {
+        amxq_block_q6_k b;
+        b.d = weight_scale(s, cls, 0.0004f * row_scale);
+        for (int i = 0; i < 16; i++) {
+            const uint8_t u = (uint8_t)rnd(s); /* every int8 scale, -128 included */
+            memcpy(&b.scales[i], &u, 1);
+        }
+        /* 6-bit value 32 is the zero weight: ql nibbles 0, qh bit pairs 10 */
+        for (int i = 0; i < 128; i++)
+            b.ql[i] = zero_quants ? 0 : (uint8_t)rnd(s);
+        for (int i = 0; i < 64; i++)
+            b.qh[i] = zero_quants ? 0xaa : (uint8_t)rnd(s);
         memcpy(blk, &b, sizeof b);
         break;
     }
@@ -500,7 +522,7 @@ static AMXQ_DECL_GEMM_FN(bad_gemm_float_order)
     amxq_layout l1 = *lo;
     l1.k_blocks = 1;
     l1.k = lo->block_k;
-    const int64_t sums_per_block = lo->type == AMXQ_TYPE_Q4_K ? 16 : 1;
+    const int64_t sums_per_block = amxq_type_act_q8_k(lo->type) ? 16 : 1;
     for (int64_t b = lo->k_blocks - 1; b >= 0; b--) {
         l1.terms_offset = lo->terms_offset + (size_t)b * (lo->terms_bytes - lo->chunk_bytes);
         amxq_qx q1 = *qx;
@@ -541,8 +563,7 @@ static int selftest(void)
         {"gemm-all-rows", NULL, bad_gemm_all_rows},
         {"gemm-before", NULL, bad_gemm_before},
     };
-    static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                      AMXQ_TYPE_Q4_K};
+    const amxq_type *types = ca_types;
     int missed = 0;
     for (size_t v = 0; v < sizeof bad / sizeof bad[0]; v++) {
         struct amxq_kernels t;
@@ -556,7 +577,7 @@ static int selftest(void)
                 t.t[ti].gemm_name = bad[v].name;
             }
         }
-        for (int ti = 0; ti < 4; ti++) {
+        for (int ti = 0; ti < AMXQ_NTYPES; ti++) {
             struct ca_ctx ctx;
             memset(&ctx, 0, sizeof ctx);
             ctx.isa = AMXQ_ISA_SCALAR;
@@ -611,7 +632,7 @@ static int selftest(void)
         ctx.t = &kt;
         ctx.quiet = 1;
         ctx.no_public = 1;
-        for (int t = 0; t < 4; t++)
+        for (int t = 0; t < AMXQ_NTYPES; t++)
             for (size_t gi = 0; gi < ngrid; gi++) {
                 if (grid[gi].cls == CA_SPECIAL)
                     continue;
@@ -657,9 +678,10 @@ static double now_s(void)
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: checkasm [--seed N | --random-seed] [--isa NAME] [--type q4_0|q4_1|q8_0|q4_k] "
-            "[--verbose] [--selftest]\n");
+    fprintf(
+        stderr,
+        "usage: checkasm [--seed N | --random-seed] [--isa NAME] [--type q4_0|q4_1|q8_0|q4_k|q6_k] "
+        "[--verbose] [--selftest]\n");
     return 2;
 }
 
@@ -679,11 +701,9 @@ int main(int argc, char **argv)
             only_isa = (int)isa;
         } else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) {
             const char *name = argv[++i];
-            static const amxq_type all[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                            AMXQ_TYPE_Q4_K};
-            for (int t = 0; t < 4; t++)
-                if (strcmp(name, amxq_type_name(all[t])) == 0)
-                    only_type = (int)all[t];
+            for (int t = 0; t < AMXQ_NTYPES; t++)
+                if (strcmp(name, amxq_type_name(ca_types[t])) == 0)
+                    only_type = (int)ca_types[t];
             if (only_type < 0)
                 return usage();
         } else if (strcmp(argv[i], "--selftest") == 0) {
@@ -725,11 +745,7 @@ int main(int argc, char **argv)
         active[isa] = 1;
         n_active++;
         for (int ti = 0; ti < AMXQ_NTYPES; ti++)
-            printf("  %-10s %-5s %-28s %s\n", ctx[isa].isa_name,
-                   ti == AMXQ_TI_Q4_0   ? "q4_0"
-                   : ti == AMXQ_TI_Q4_1 ? "q4_1"
-                   : ti == AMXQ_TI_Q8_0 ? "q8_0"
-                                        : "q4_k",
+            printf("  %-10s %-6s %-28s %s\n", ctx[isa].isa_name, amxq_type_name(ca_types[ti]),
                    ctx[isa].t->t[ti].quantize_name, ctx[isa].t->t[ti].gemm_name);
     }
 
@@ -741,11 +757,10 @@ int main(int argc, char **argv)
 
     static struct shape grid[256];
     const size_t ngrid = make_grid(grid, sizeof grid / sizeof grid[0]);
-    static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                      AMXQ_TYPE_Q4_K};
+    const amxq_type *types = ca_types;
     int ncases = 0, setup_fail = 0;
     double ref_time = 0;
-    for (int t = 0; t < 4; t++) {
+    for (int t = 0; t < AMXQ_NTYPES; t++) {
         for (size_t gi = 0; gi < ngrid; gi++) {
             /* the index, and so the data, of a case does not depend on the filters */
             const int index = (int)(t * ngrid + gi);

@@ -12,7 +12,7 @@
 /* Elements per row of each array for this case. */
 static void row_counts(const struct ca_case *cs, int64_t *nd, int64_t *nsums)
 {
-    const int is_k = cs->type == AMXQ_TYPE_Q4_K;
+    const int is_k = amxq_type_act_q8_k(cs->type);
     *nd = cs->k / (is_k ? AMXQ_QK_K : AMXQ_QK);
     *nsums = cs->k / (is_k ? 16 : AMXQ_QK);
 }

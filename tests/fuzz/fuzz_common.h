@@ -91,8 +91,22 @@ static inline float fz_randf(uint64_t *s)
 }
 
 /* The ggml types, in a fixed order for carving. */
-static const amxq_type fz_types[4] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                      AMXQ_TYPE_Q4_K};
+#define FZ_NTYPES 5
+static const amxq_type fz_types[FZ_NTYPES] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
+                                              AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K};
+
+/* The type a carved byte names: bytes below 232 keep the first four types' mapping (b % 4), so
+ * the corpus saved before the later types keeps its meaning; 232..247 name the later types. */
+static inline amxq_type fz_type_of(uint8_t b)
+{
+    return b < 232 ? fz_types[b % 4] : fz_types[4 + (b - 232) % (FZ_NTYPES - 4)];
+}
+
+/* The byte fz_type_of() maps to fz_types[i] (for the seed generator). */
+static inline uint8_t fz_type_byte(int i)
+{
+    return (uint8_t)(i < 4 ? i : 232 + (i - 4));
+}
 
 /* fp16 bit patterns the arithmetic must survive: infinities, NaNs (quiet, signalling, with
  * payload), zeros, subnormals, the largest finite values. */
@@ -170,7 +184,28 @@ static inline void fz_oracle(amxq_type type, const uint8_t *w, const uint8_t *a,
                              double *exact, double *mag)
 {
     double v = 0, g = 0;
-    if (type == AMXQ_TYPE_Q4_K) {
+    if (type == AMXQ_TYPE_Q6_K) { /* ggml's dequantize_row_q6_K order: halves of 128 */
+        for (int64_t b = 0; b < k / 256; b++, w += 210, a += 292) {
+            float dxf;
+            memcpy(&dxf, a, 4);
+            const double d = fz_half_to_double(fz_rd16(w + 208)), dx = dxf;
+            const int8_t *qx = (const int8_t *)(a + 4);
+            for (int j = 0; j < 16; j++) { /* sub-block j of 16: half j / 8 */
+                const int h = j / 8, c = (j % 8) / 2;
+                const int sc = (int8_t)w[192 + j];
+                long dot = 0;
+                for (int i = 0; i < 16; i++) {
+                    const int l = 16 * (j % 2) + i;
+                    const uint8_t ql = w[64 * h + 32 * (c & 1) + l], qh = w[128 + 32 * h + l];
+                    const int q = ((c < 2 ? ql & 15 : ql >> 4) | ((qh >> (2 * c)) & 3) << 4) - 32;
+                    dot += q * qx[16 * j + i];
+                }
+                const double t1 = d * dx * sc * (double)dot;
+                v += t1;
+                g += fabs(t1);
+            }
+        }
+    } else if (type == AMXQ_TYPE_Q4_K) {
         for (int64_t b = 0; b < k / 256; b++, w += 144, a += 292) {
             float dxf;
             memcpy(&dxf, a, 4);
@@ -234,9 +269,7 @@ static inline void fz_check_oracle(const char *what, amxq_type type, const uint8
                                    const float *c, int64_t ldc)
 {
     const int64_t qk = amxq_type_block(type);
-    const size_t abytes = (size_t)(k / qk) * (type == AMXQ_TYPE_Q4_K   ? 292
-                                              : type == AMXQ_TYPE_Q4_1 ? 36
-                                                                       : 34);
+    const size_t abytes = (size_t)(k / qk) * (qk == 256 ? 292 : type == AMXQ_TYPE_Q4_1 ? 36 : 34);
     uint8_t *a = (uint8_t *)malloc(abytes);
     FZ_CHECK(a != NULL, "out of memory");
     const size_t wrow = (size_t)(k / qk) * amxq_type_block_bytes(type);

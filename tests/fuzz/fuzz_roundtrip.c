@@ -24,11 +24,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_reader r = fz_reader_init(data, size);
-    const amxq_type type = fz_types[fz_u8(&r) % 4];
+    const amxq_type type = fz_type_of(fz_u8(&r));
     const int64_t qk = amxq_type_block(type);
     const size_t bb = amxq_type_block_bytes(type);
     const int64_t n = 1 + fz_u8(&r) % 34;
-    const int64_t kb = 1 + fz_u8(&r) % (type == AMXQ_TYPE_Q4_K ? 2 : 4);
+    const int64_t kb = 1 + fz_u8(&r) % (qk == 256 ? 2 : 4);
     const int64_t k = kb * qk;
     const int64_t m = 1 + fz_u8(&r) % 4;
     const uint8_t flags = fz_u8(&r);
@@ -50,6 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memcpy(blk, &d, 2);
             if (type != AMXQ_TYPE_Q8_0)
                 memcpy(blk + 2, &d2, 2);
+            if (type == AMXQ_TYPE_Q6_K) /* its d is the block's last field */
+                memcpy(blk + 208, &d2, 2);
         }
     }
 

@@ -42,7 +42,7 @@ static int64_t pick_dim(uint8_t b, int64_t valid, const int64_t *specials, int n
 
 static int known_type(amxq_type t)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < FZ_NTYPES; i++)
         if (fz_types[i] == t)
             return 1;
     return 0;
@@ -54,13 +54,14 @@ static void fill_ggml(uint8_t *g, size_t blocks, size_t bb, amxq_type type, uint
     for (size_t i = 0; i < blocks * bb; i++)
         g[i] = (uint8_t)fz_rand(seed);
     for (size_t b = 0; b < blocks; b++) {
-        for (int s = 0; s < (type == AMXQ_TYPE_Q8_0 ? 1 : 2); s++) {
+        for (int s = 0; s < (type == AMXQ_TYPE_Q8_0 || type == AMXQ_TYPE_Q6_K ? 1 : 2); s++) {
             uint64_t r = fz_rand(seed);
             uint16_t h =
                 (uint16_t)(((r & 1) << 15) | ((5 + (r >> 1) % 7) << 10) | ((r >> 8) & 0x3FF));
             if (type == AMXQ_TYPE_Q4_1 && s == 1)
                 h &= 0x7FFF; /* ggml's Q4_1 min is usually the row minimum; either sign is fine */
-            memcpy(g + b * bb + 2 * (size_t)s, &h, 2);
+            /* Q6_K's only scale, d, is the block's last field */
+            memcpy(g + b * bb + (type == AMXQ_TYPE_Q6_K ? 208 : 2 * (size_t)s), &h, 2);
         }
     }
 }
@@ -73,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t seed = fz_u64(&r);
 
     static const int bad_types[] = {0, 1, 4, 7, 13, -1, 255, INT_MAX};
-    const amxq_type type = tb < 248 ? fz_types[tb % 4] : (amxq_type)bad_types[tb - 248];
+    const amxq_type type = tb < 248 ? fz_type_of(tb) : (amxq_type)bad_types[tb - 248];
     const int64_t qk = known_type(type) ? amxq_type_block(type) : 32;
     static const int64_t bad_dims[] = {0, -1, -16, (int64_t)1 << 31, INT64_MIN, INT64_MAX};
     const int64_t m = pick_dim(mb, 1 + mb % 16, bad_dims, 6);

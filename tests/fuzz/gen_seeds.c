@@ -56,6 +56,8 @@ static uint8_t *make_ggml(amxq_type t, int64_t n, int64_t k, int special)
         memcpy(g + b * bb, &d, 2);
         if (t != AMXQ_TYPE_Q8_0)
             memcpy(g + b * bb + 2, &d2, 2);
+        if (t == AMXQ_TYPE_Q6_K) /* its d is the block's last field */
+            memcpy(g + b * bb + 208, &d, 2);
     }
     return g;
 }
@@ -213,6 +215,67 @@ static void seeds_shapes(void)
     }
 }
 
+/* Seeds for the types added after the first four (issue 14), made last so that the seeds above
+ * stay byte for byte what they were. A carved type byte of 232 + i names later type i
+ * (fz_type_of() in fuzz_common.h). */
+static void seeds_later_types(void)
+{
+    static const amxq_type later[] = {AMXQ_TYPE_Q6_K};
+    char name[64];
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
+        const amxq_type t = later[i];
+        const char *tn = amxq_type_name(t);
+        const uint8_t tb = (uint8_t)(232 + i);
+        const int64_t k = amxq_type_block(t);
+        size_t size;
+        uint8_t *p = (uint8_t *)make_packed(t, 1, k, 0, &size);
+        snprintf(name, sizeof name, "%s-n1-k%lld", tn, (long long)k);
+        put("packed", name, p, size);
+        free(p);
+        p = (uint8_t *)make_packed(t, 17, 2 * k, 0, &size);
+        snprintf(name, sizeof name, "%s-n17-k%lld", tn, (long long)(2 * k));
+        put("packed", name, p, size);
+        free(p);
+        p = (uint8_t *)make_packed(t, 3, k, 1, &size);
+        snprintf(name, sizeof name, "%s-n3-special-scales", tn);
+        put("packed", name, p, size);
+        free(p);
+
+        static const uint8_t shapes[][4] = {
+            {0, 0, 0, 0}, {16, 1, 3, 0}, {2, 0, 0, 1}, {33, 1, 2, 3}};
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            uint8_t in[5 + 240];
+            in[0] = tb;
+            memcpy(in + 1, shapes[s], 4);
+            for (size_t j = 5; j < sizeof in; j++)
+                in[j] = rand8();
+            snprintf(name, sizeof name, "%s-%zu", tn, s);
+            put("roundtrip", name, in, sizeof in);
+        }
+
+        /* type, M, N, K, ldx - K + 3, ldc - N + 3, isa index, flags (as seeds_shapes) */
+        static const struct {
+            const char *what;
+            uint8_t b[7];
+        } sh[] = {
+            {"ok", {0, 0, 0, 3, 3, 1, 0}},          {"auto-m16", {15, 20, 0, 3, 3, 0, 0}},
+            {"avx512", {3, 33, 0, 4, 5, 2, 0}},     {"amx", {3, 17, 0, 3, 3, 3, 0}},
+            {"amx-emu", {12, 33, 0, 4, 3, 4, 0}},   {"amx-emu-keep", {4, 18, 0, 3, 3, 8, 1}},
+            {"avx512-emu", {6, 40, 0, 3, 8, 5, 0}}, {"k-not-block", {1, 1, 233, 3, 3, 1, 0}},
+            {"ws-exact", {3, 5, 0, 3, 3, 4, 4}},
+        };
+        for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
+            uint8_t in[16];
+            in[0] = tb;
+            memcpy(in + 1, sh[s].b, 7);
+            for (int j = 8; j < 16; j++)
+                in[j] = rand8();
+            snprintf(name, sizeof name, "%s-%s", tn, sh[s].what);
+            put("shapes", name, in, sizeof in);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -223,5 +286,6 @@ int main(int argc, char **argv)
     seeds_packed();
     seeds_roundtrip();
     seeds_shapes();
+    seeds_later_types();
     return failed;
 }

@@ -24,7 +24,8 @@
 
 static uint64_t seed = 0xa11ce5eedull;
 
-static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K};
+static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K,
+                                  AMXQ_TYPE_Q6_K};
 
 /* Random ggml rows with small finite scales. */
 static uint8_t *make_ggml(amxq_type type, int64_t n, int64_t k)
@@ -38,7 +39,7 @@ static uint8_t *make_ggml(amxq_type type, int64_t n, int64_t k)
     for (int64_t i = 0; i < blocks; i++) {
         uint16_t d = amxq_fp32_to_fp16(tu_randf(&seed) * 0.02f);
         uint16_t m = amxq_fp32_to_fp16(tu_randf(&seed) * 0.02f);
-        memcpy(g + (size_t)i * bb, &d, 2);
+        memcpy(g + (size_t)i * bb + (type == AMXQ_TYPE_Q6_K ? 208 : 0), &d, 2);
         if (type == AMXQ_TYPE_Q4_1 || type == AMXQ_TYPE_Q4_K)
             memcpy(g + (size_t)i * bb + 2, &m, 2);
     }
@@ -124,9 +125,9 @@ static void test_slices(void)
     TU_CHECK(emu != NULL && ref != NULL, "amx-emu and scalar tables");
     if (!emu || !ref)
         return;
-    for (int ti = 0; ti < 4; ti++) {
+    for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
         const amxq_type t = types[ti];
-        const int64_t k = amxq_type_block(t) * (t == AMXQ_TYPE_Q4_K ? 2 : 5);
+        const int64_t k = amxq_type_block(t) * (amxq_type_block(t) == 256 ? 2 : 5);
         TU_CHECK(strstr(emu->t[ti].gemm_name, "_amx_emu") != NULL, "slot %d holds %s", ti,
                  emu->t[ti].gemm_name);
         check_slice(emu, ref, t, 45, 83, k, 0, 45, 0, 6);   /* whole: ragged rows and panels */

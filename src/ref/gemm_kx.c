@@ -1,0 +1,80 @@
+/*
+ * Reference products for the weight types added after the first four (issue 14): Q6_K so far.
+ * Same rules as src/ref/gemm.c: one output at a time, every weight fetched through the documented
+ * packed layout (src/internal.h), exact int32 sums, then the numeric contract's float steps
+ * (include/amxq.h, "Numeric contract"; docs/design.md §1) written out one rounding per C
+ * operation. Every other family must reproduce these bits.
+ */
+#include <string.h>
+
+#include "ref/fp16.h"
+#include "ref/ref.h"
+
+_Static_assert(sizeof(amxq_block_q6_k) == 210, "ggml block_q6_K is 210 bytes");
+
+/* Byte t of row j's run of ggml bytes in an interleaved chunk: line t/4, byte 4*j + t%4. */
+static uint8_t chunk_byte(const uint8_t *chunk, int j, int t)
+{
+    return chunk[(t / 4) * 64 + 4 * j + (t % 4)];
+}
+
+static float term_half(const uint8_t *terms, size_t off, int j)
+{
+    uint16_t v;
+    memcpy(&v, terms + off + 2 * (size_t)j, sizeof v);
+    return amxq_fp16_to_fp32(v);
+}
+
+/* Q6_K weight i (0..255) of row j, 0..63, as ggml's dequantize_row_q6_K reads it (design.md §2):
+ * half h = i / 128; within it quarter c = (i % 128) / 32 and l = i % 32. */
+static int32_t q6_k_weight(const uint8_t *chunk, int j, int i)
+{
+    const int h = i / 128, c = (i % 128) / 32, l = i % 32;
+    const uint8_t ql = chunk_byte(chunk, j, 64 * h + 32 * (c & 1) + l);
+    const uint8_t qh = chunk_byte(chunk, j, 128 + 32 * h + l);
+    const int32_t lo = (c < 2) ? (ql & 15) : (ql >> 4);
+    return lo | ((qh >> (2 * c)) & 3) << 4;
+}
+
+/* One output for Q6_K: per super-block I = sum_j sc_j * sum (q - 32) * q_x over the 16 weights of
+ * sub-block j, exact in int32 (|I| < 2^28), then v = float(I) * (d * d_x) added into double. */
+static float dot_q6_k(const amxq_layout *lo, const uint8_t *panel, int j, const amxq_qx *qx,
+                      int64_t m)
+{
+    const int8_t *xq = qx->qs + m * qx->ld_qs;
+    const float *xd = qx->d + m * qx->ld_d;
+    double sum = 0.0;
+    for (int64_t b = 0; b < lo->k_blocks; b++) {
+        const uint8_t *chunk = panel + (size_t)b * lo->chunk_bytes;
+        const uint8_t *terms = panel + lo->terms_offset + (size_t)b * lo->terms_bytes;
+        const int8_t *xb = xq + b * AMXQ_QK_K;
+        int32_t isum = 0;
+        for (int sb = 0; sb < 16; sb++) {
+            int32_t s = 0;
+            for (int t = 0; t < 16; t++) {
+                const int i = 16 * sb + t;
+                s += (q6_k_weight(chunk, j, i) - 32) * xb[i];
+            }
+            isum += (int32_t)(int8_t)terms[32 + 16 * sb + j] * s;
+        }
+        const float dd = term_half(terms, 0, j) * xd[b];
+        const float v = (float)isum * dd; /* (float)isum rounds to nearest-even above 2^24 */
+        sum += (double)v;
+    }
+    return (float)sum;
+}
+
+AMXQ_DECL_GEMM_FN(amxq_gemm_q6_k_ref)
+{
+    for (int64_t m = m0; m < m1; m++) {
+        for (int64_t p = p0; p < p1; p++) {
+            const uint8_t *panel = amxq_panel(lo, packed, p);
+            for (int j = 0; j < AMXQ_PANEL_N; j++) {
+                const int64_t n = p * AMXQ_PANEL_N + j;
+                if (n >= lo->n)
+                    break;
+                c[m * ldc + n] = dot_q6_k(lo, panel, j, qx, m);
+            }
+        }
+    }
+}

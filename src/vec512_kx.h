@@ -1,0 +1,54 @@
+/*
+ * AVX-512 pieces shared by the VNNI (src/vnni) and AMX (src/tile) kernels of the weight types
+ * added in issue 14: sign-extending scale loads and the unpacking of packed lines into the
+ * unsigned 8-bit weights that vpdpbusd / tdpbsud consume. Native and SIMDe builds give the same
+ * bits (see vec512.h).
+ */
+#ifndef AMXQ_VEC512_KX_H
+#define AMXQ_VEC512_KX_H
+
+#include "vec512.h"
+
+/* 16 int8 (any alignment) sign-extended to int32: vpmovsxbd (SIMDe 0.7.4 lacks it). */
+VN_INLINE __m512i vn_load_i8_i32(const void *p)
+{
+#if defined(AMXQ_SIMD_EMU)
+    int8_t b[16];
+    int32_t a[16];
+    memcpy(b, p, sizeof b);
+    for (int i = 0; i < 16; i++)
+        a[i] = b[i];
+    __m512i out;
+    memcpy(&out, a, sizeof a);
+    return out;
+#else
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p));
+#endif
+}
+
+/* Two rows of 16 int8 scales as int16 pairs per int32 lane: (lo[i], hi[i]) -- the weight operand
+ * of a vpdpwssd against the int32 at &bsums[2j], i.e. the pair (bsums[2j], bsums[2j+1]). */
+VN_INLINE __m512i vn_pair_i8_i16(const void *lo, const void *hi)
+{
+    const __m512i a = _mm512_and_si512(vn_load_i8_i32(lo), _mm512_set1_epi32(0xffff));
+    return _mm512_or_si512(a, _mm512_slli_epi32(vn_load_i8_i32(hi), 16));
+}
+
+/*
+ * Q6_K: one packed 6-bit line. `ql` is the packed ql line holding quarter c (c & 1 selects which
+ * of the two ql lines, c >> 1 which nibble), `qh` the packed qh line of the same four l; returns
+ * the 6-bit values 0..63 (src/internal.h, docs/design.md §2).
+ */
+VN_INLINE __m512i vn_q6_k_line(__m512i ql, __m512i qh, const int c)
+{
+    const __m512i low4 = _mm512_set1_epi8(0x0f), bits45 = _mm512_set1_epi8(0x30);
+    const __m512i lo = c >> 1 ? _mm512_srli_epi16(ql, 4) : ql;
+    /* qh bits 2c..2c+1 to bits 4..5 (a 16-bit shift: the mask drops what crosses a byte) */
+    const __m512i h = c == 0   ? _mm512_slli_epi16(qh, 4)
+                      : c == 1 ? _mm512_slli_epi16(qh, 2)
+                      : c == 2 ? qh
+                               : _mm512_srli_epi16(qh, 2);
+    return _mm512_or_si512(_mm512_and_si512(lo, low4), _mm512_and_si512(h, bits45));
+}
+
+#endif /* AMXQ_VEC512_KX_H */
