@@ -10,6 +10,9 @@
  *   matmul_id/<TYPE>/<isa>/<up|down>/N:<n>/K:<k>/tok:<t>/T:<t>/<hot|cold>
  *                      amxq_matmul_id() (T = 1) or amxq_ctx_matmul_id() on Qwen3-30B-A3B's
  *                      expert shapes, 128 experts, top-8; counters also dense_TOPS, ratio_dense
+ *   amx_proxy/<TYPE>/M:<m>/N:<n>/K:<k>   (built with -Damx_proxy=true) the AMX kernels' vector
+ *                      side (tile operations no-ops) against the VNNI gemm, same quantized X;
+ *                      counters vec_ns_step, vnni_ns_step, ratio (bench/proxy.h)
  *
  * Every case reports its counters from its own wall-clock time around the timed loop (the same
  * span Google Benchmark times), as plain numbers so the console and JSON agree:
@@ -37,6 +40,7 @@
 
 #include "amxq.h"
 #include "probes.h"
+#include "proxy.h"
 
 #include <algorithm>
 #include <cinttypes>
@@ -836,6 +840,47 @@ void bm_quantize(benchmark::State &st, amxq_type type, int64_t rows, int64_t k)
                           false);
 }
 
+/*
+ * The AMX kernels' vector side against the VNNI kernel (docs/performance.md, "The AMX kernels'
+ * vector side"). Each iteration runs both gemms once on the same quantized activations, in
+ * alternating order, so that a busy machine slows both alike; the ratios are what to read. A step
+ * is 32 rows x 32 columns x 32 k of work: M*N*K / 32^3 steps a product.
+ */
+void bm_amx_proxy(benchmark::State &st, amxq_type type, int64_t m, int64_t n, int64_t k)
+{
+    WeightSet &w = weights(type, n, k, 1);
+    const float *x = (const float *)g_x.get((size_t)(m * k) * sizeof(float), true);
+    float *c = (float *)g_c.get((size_t)(m * n) * sizeof(float), false);
+    amxq_bench_proxy *p = nullptr;
+    amxq_status s = amxq_bench_proxy_new(w.at(0), x, m, &p);
+    if (s != AMXQ_OK) {
+        st.SkipWithError(amxq_status_str(s));
+        return;
+    }
+    amxq_bench_proxy_run(p, AMXQ_BENCH_PROXY_VECTOR, c); /* warm code, caches and pages */
+    amxq_bench_proxy_run(p, AMXQ_BENCH_PROXY_VNNI, c);
+    double sum[2] = {0, 0}, best[2] = {1e300, 1e300};
+    int64_t it = 0;
+    for (auto _ : st) {
+        for (int j = 0; j < 2; j++) {
+            int which = (int)((it + j) & 1);
+            double t = amxq_bench_proxy_run(p, which, c);
+            sum[which] += t;
+            best[which] = std::min(best[which], t);
+        }
+        it++;
+    }
+    amxq_bench_proxy_free(p);
+    benchmark::DoNotOptimize(c[0]);
+    double steps = (double)m * (double)n * (double)k / 32768.0;
+    double iters = (double)st.iterations();
+    st.counters["vec_ns_step"] = 1e9 * sum[AMXQ_BENCH_PROXY_VECTOR] / iters / steps;
+    st.counters["vnni_ns_step"] = 1e9 * sum[AMXQ_BENCH_PROXY_VNNI] / iters / steps;
+    st.counters["ratio"] = sum[AMXQ_BENCH_PROXY_VECTOR] / sum[AMXQ_BENCH_PROXY_VNNI];
+    st.counters["ratio_best"] = best[AMXQ_BENCH_PROXY_VECTOR] / best[AMXQ_BENCH_PROXY_VNNI];
+    st.SetLabel(std::string(amxq_bench_kernel_name(AMXQ_ISA_AVX512, type)) + " vs vector side");
+}
+
 /* ---- registration -----------------------------------------------------------------------------
  */
 
@@ -1175,6 +1220,24 @@ void register_all()
                 }
             }
         }
+#if defined(AMXQ_BENCH_AMX_PROXY)
+        /* M = 64 and 512 are the sizes the vector-side targets are set for (issue 13). */
+        std::vector<int64_t> proxy_m = g_opt.m_list;
+        if (proxy_m.empty())
+            proxy_m = {16, 64, 512};
+        for (const Shape &s : g_opt.shapes) {
+            if (s.k % blk != 0 || !amxq_bench_proxy_has(type))
+                continue;
+            for (int64_t m : proxy_m)
+                benchmark::RegisterBenchmark(
+                    ("amx_proxy/" + std::string(type_label(type)) + "/M:" + std::to_string(m) +
+                     "/N:" + std::to_string(s.n) + "/K:" + std::to_string(s.k))
+                        .c_str(),
+                    [=](benchmark::State &st) { bm_amx_proxy(st, type, m, s.n, s.k); })
+                    ->UseRealTime()
+                    ->Unit(benchmark::kMillisecond);
+        }
+#endif
         for (int64_t k : ks)
             for (int64_t rows : g_opt.quant_rows)
                 benchmark::RegisterBenchmark(

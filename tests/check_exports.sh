@@ -4,8 +4,9 @@
 #     amxq_. Anything else (a kernel, a helper) leaking out would become ABI by accident.
 #  2. Neither the shared nor the static library contains test machinery: no emulated kernel family
 #     (*_emu, the tile emulator amxq_temu_*, SIMDe) and no test hook (amxq_test_*). Those live in
-#     the test-only library (docs/design.md §3). Checked on the full symbol tables, local symbols
-#     included, so hidden code counts too.
+#     the test-only library (docs/design.md §3). Nor the AMX kernels' vector-side proxy
+#     (*_amx_proxy, option amx_proxy), which only the benchmark links. Checked on the full symbol
+#     tables, local symbols included, so hidden code counts too.
 # Usage: check_exports.sh LIBAMXQ.so [LIBAMXQ.a]
 set -eu
 lib="$1"
@@ -24,7 +25,7 @@ for f in "$@"; do
         echo "$f: no symbol table to check"
         exit 1
     fi
-    test_code=$(echo "$syms" | grep -E '_emu($|_)|amxq_temu|simde|amxq_test_' || true)
+    test_code=$(echo "$syms" | grep -E '_emu($|_)|_amx_proxy|amxq_temu|simde|amxq_test_' || true)
     if [ -n "$test_code" ]; then
         echo "$f contains test-only code:"
         echo "$test_code" | head -20

@@ -1,7 +1,9 @@
 /*
  * AMX tile kernels for Q4_0, Q4_1, Q8_0 and Q4_K on the packed layout (src/internal.h). Compiled
  * twice: with the real tile instructions (names end in _amx) and against the tile emulator and
- * SIMDe (AMXQ_TILE_EMU, AMXQ_SIMD_EMU; names end in _amx_emu). See tileops.h.
+ * SIMDe (AMXQ_TILE_EMU, AMXQ_SIMD_EMU; names end in _amx_emu). See tileops.h. With the meson
+ * option amx_proxy, a third time with no-op tile operations (AMXQ_TILE_PROXY, _amx_proxy): only
+ * the vector side runs, for the benchmark (src/tile/proxy.h).
  *
  * Shape (docs/design.md §6). A block of 32 rows of X by 2 panels (32 columns of C) is computed with
  * 2x2 tile blocking, one 32-wide k step (one ggml block, or one Q4_K sub-block) at a time:
@@ -45,6 +47,9 @@
 #include "simd.h"
 #include "vec512.h"
 #include "tile/tile.h"
+#if defined(AMXQ_TILE_PROXY)
+#include "tile/proxy.h"
+#endif
 #include "tile/tileops.h"
 #include "dispatch/kernels.h"
 #if !defined(AMXQ_TILE_EMU)
@@ -398,6 +403,8 @@ AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_q4_k))
 
 /* ---- Tile state and the table rung ---------------------------------------------------------- */
 
+#if !defined(AMXQ_TILE_PROXY) /* the proxy's gemms are reached only through src/tile/proxy.h */
+
 void AMXQ_TSFX(amxq_tile_configure)(void)
 {
     struct amxq_tilecfg cfg;
@@ -430,3 +437,4 @@ void AMXQ_TSFX(amxq_kernels_init)(struct amxq_kernels *t)
     t->t[AMXQ_TI_Q4_K].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q4_k);
     t->tile_release = AMXQ_TSFX(amxq_tile_release);
 }
+#endif /* !AMXQ_TILE_PROXY */

@@ -9,7 +9,8 @@
  * memory is touched: stores into a buffer are emitted before a tile load or LDTILECFG reads it,
  * and loads from a buffer are not hoisted above a tile store or STTILECFG into it.
  *
- * Also: the per-build name suffix (AMXQ_TSFX) so both builds link into one library.
+ * Also: the per-build name suffix (AMXQ_TSFX) so the builds link into one library. A third build,
+ * AMXQ_TILE_PROXY, turns every tile operation into a no-op (below).
  */
 #ifndef AMXQ_TILE_TILEOPS_H
 #define AMXQ_TILE_TILEOPS_H
@@ -35,6 +36,33 @@
 #define TILE_DPBSUD(c, a, b)        amxq_temu_tdp(AMXQ_TEMU_SU, (c), (a), (b))
 #define TILE_DPBUSD(c, a, b)        amxq_temu_tdp(AMXQ_TEMU_US, (c), (a), (b))
 #define TILE_DPBUUD(c, a, b)        amxq_temu_tdp(AMXQ_TEMU_UU, (c), (a), (b))
+
+#elif defined(AMXQ_TILE_PROXY)
+
+/*
+ * The vector-side proxy (meson option amx_proxy; names end in _amx_proxy): every tile operation
+ * is a no-op, so only the kernels' AVX-512 work runs, on any AVX-512 CPU (docs/performance.md).
+ * Its results are meaningless; only the benchmark calls it. Tile loads and stores keep the real
+ * build's compiler barrier, so the unpacked B operands are still stored and the C buffers are
+ * re-read from memory as if a tile store had written them: the same vector code as the real build.
+ */
+#include <immintrin.h>
+
+#define AMXQ_TSFX(name)     name##_amx_proxy
+#define AMXQ_TSFX_STR(name) #name "_amx_proxy"
+
+#define AMXQ_TILE_BARRIER(p) __asm__ __volatile__("" : : "r"(p) : "memory")
+
+#define TILE_LOADCONFIG(cfg)        AMXQ_TILE_BARRIER(cfg)
+#define TILE_STORECONFIG(cfg)       memset((cfg), 0, sizeof(struct amxq_tilecfg))
+#define TILE_RELEASE()              ((void)0)
+#define TILE_ZERO(t)                ((void)0)
+#define TILE_LOAD(t, base, stride)  AMXQ_TILE_BARRIER(base)
+#define TILE_STORE(t, base, stride) AMXQ_TILE_BARRIER(base)
+#define TILE_DPBSSD(c, a, b)        ((void)0)
+#define TILE_DPBSUD(c, a, b)        ((void)0)
+#define TILE_DPBUSD(c, a, b)        ((void)0)
+#define TILE_DPBUUD(c, a, b)        ((void)0)
 
 #else
 
