@@ -12,32 +12,45 @@
  *   A0 = tmm4     C0 = tmm0              C2 = tmm2                 A: rows x 32 B of qx->qs
  *   A1 = tmm5     C1 = tmm1              C3 = tmm3                 C: rows x 16 int32
  *
- * Each unpacked B tile serves two A tiles, each A tile two B tiles. Because every 32-k step has
- * its own scales, the int32 C tiles leave the tile unit after every step: they are stored to a
- * stack buffer and an AVX-512 epilogue applies the numeric contract (docs/design.md §1,
- * include/amxq.h) with the same roundings in the same order as the reference and the VNNI
- * kernels: acc = fma(float(isum), d_w[n] * d_x[m], acc) (then acc = fma(m_w[n], s_x[m], acc) for
- * Q4_1) on a float accumulator kept on the stack, which every 8 steps (256 k, counted from step 0)
- * is added into a double sum and restarted at +0; Q4_K adds each super-block's float term into
- * the double sum directly. Keeping the accumulator in memory between steps changes no bit: only
- * the operations and their order are fixed by the contract, and they are the same.
- * Software pipelining, per iteration t: step t's tile work (zero, load, 4 dot products, store C
- * into buffer t&1), then step t+1's B unpack (into the other B buffer), then step t-1's epilogue
- * (reading C buffer (t-1)&1). The tile unit works on step t while the vector units unpack and
- * finish around it, and no tile load reads lines the vector units have just written.
+ * Each B tile serves two A tiles, each A tile two B tiles. Because every 32-k step has its own
+ * scales, the int32 C tiles leave the tile unit after every step (stored to a stack buffer) and an
+ * AVX-512 epilogue applies the numeric contract (docs/design.md §1, include/amxq.h) with the same
+ * roundings in the same order as the reference and the VNNI kernels:
+ * acc = fma(float(isum), d_w[n] * d_x[m], acc) (then acc = fma(m_w[n], s_x[m], acc) for Q4_1),
+ * every 8 steps (256 k, counted from step 0) added into a double sum and restarted at +0; Q4_K
+ * adds each super-block's float term into the double sum directly.
+ *
+ * The vector side is what bounds these kernels (docs/design.md §6; measured with the amx_proxy
+ * build, docs/performance.md), so the loops are arranged to give it as little to do as possible:
+ *   - loop order: chunks of up to 4 row blocks (128 rows, so their steps stay in L2), panel
+ *     pairs, K-blocks of 8 steps (one contract group, one Q4_K super-block), row blocks, batches
+ *     of 4 steps. Each K-block's B operands are unpacked (4-bit types) once and serve every row
+ *     block of the chunk, and the weight stream is prefetched a K-block ahead of the unpack;
+ *   - a batch's epilogue takes the rows 4 at a time and keeps each row's float (or Q4_K int32)
+ *     sum in a register across its 4 steps: per row and step a converting load, a multiply by the
+ *     broadcast d_x and an FMA. The sum waits in memory only between the two batches of a group;
+ *     the double sums are written, not read, by a row block's first group. Holding sums in
+ *     registers or memory changes no bit: only the operations and their order are fixed;
+ *   - pipelining: batch n's tile work is interleaved with batch n-1's epilogue, one C tile's part
+ *     per step (run_batch()). One 16 KiB C buffer serves both because consecutive batches store
+ *     their tiles transposed to each other (cslot()).
+ * Scratch is on the stack only, about 70 KiB (C tiles 16, unpacked B 16, sums 36).
  *
  * Signedness: Q8_0 and Q4_0 (nibble - 8) use tdpbssd; Q4_1 and Q4_K keep the unsigned nibble
  * and use tdpbsud, with their offsets handled through the scales: Q4_1's m_w * s_x term and
  * Q4_K's dmin * d_x * sum_j m_j * bsums term. Q4_K accumulates sc_j * isum_j exactly in int32
  * across the 8 sub-blocks of a super-block (as ggml does) and converts once per super-block.
  *
- * Ragged edges: the last block of rows configures A/C tiles with fewer rows (a second tile
- * configuration, loaded only when it differs from the live one), so no tile load reads a row of
- * X at or past m1. An odd panel count leaves B1, C2 and C3 idle. The padded rows of the last
- * panel are computed but only columns n < N are stored.
+ * Ragged edges: a last row block of fewer than 32 rows is a chunk of its own with a tile
+ * configuration of fewer rows (loaded only when it differs from the live one), so no tile load
+ * reads a row of X at or past m1. An odd panel count leaves B1, C2 and C3 idle. The padded rows
+ * of the last panel are computed but only columns n < N are stored. A K that is not a multiple of
+ * 256 (32-k types) ends in a short K-block and a short batch.
  *
- * Scratch is on the stack only (about 26 KiB). Loop order: 128-row chunks of X (so their 32-k
- * steps stay in L2), then panel pairs, then 32-row blocks.
+ * Adding a type with 32-k steps: its B operand in prep_b() (and prefetch_w() if the vector side
+ * reads its quants), its signedness in tile_dp(), its per-step scale terms in epi_rows_32() or,
+ * for a super-block type, a finish like epi_rows_q4k(). A type with another step depth (Q6_K's
+ * K = 16) needs its own tile configuration and loops.
  */
 #include <assert.h>
 #include <string.h>
@@ -92,74 +105,108 @@ static inline void unpack_q4k(const uint8_t *src, int8_t *dst, int high)
     }
 }
 
-/* ---- One block of rows x two panels --------------------------------------------------------- */
+/* ---- Chunks of rows x two panels ------------------------------------------------------------ */
 
-struct blk {
+/*
+ * Work units (docs/design.md §6). A chunk is up to RB blocks of 32 rows that share one tile
+ * configuration; a K-block is KC steps (one group of the numeric contract, one Q4_K super-block);
+ * a batch is NB steps of one row block. For each panel pair of a chunk, each K-block's B operands
+ * are unpacked once and serve all the chunk's row blocks; per row block the batches run the tile
+ * work and the epilogue, whose sums stay in registers across a batch.
+ */
+#define RB (MC / 32) /* row blocks per chunk: each unpacked B step serves RB * 2 A tiles */
+#define KC GROUP     /* steps per K-block */
+#define NB 4         /* steps per batch: one per C tile, see run_batch() */
+_Static_assert(KC % NB == 0 && KC / NB == 2, "a K-block is two batches");
+_Static_assert(NB == 4, "a batch's epilogue has one part per C tile (q = 0..3)");
+
+struct chunk {
     const amxq_layout *lo;
     const uint8_t *packed;
     const amxq_qx *qx;
     int64_t mb;    /* first row of X */
-    int r0, r1;    /* rows of A0, A1 (r1 may be 0) */
+    int nrb;       /* row blocks, 1..RB */
+    int r0, r1;    /* rows of A0, A1 in each of them (r1 may be 0) */
     int64_t p;     /* first panel */
     int np;        /* panels: 1 or 2 */
     int64_t steps; /* 32-k steps */
 };
 
+/* One batch: steps [t0, t0 + nb) of row block rb. */
+struct batch {
+    int rb;
+    int64_t t0;
+    int nb;     /* 0: no batch */
+    int bbuf;   /* B operands in bbuf[bbuf] / bptr[bbuf], slots j = t0 % KC + step */
+    int tr;     /* C tile layout: 0 cbuf[step][q], 1 cbuf[q][step] (alternates, see run_batch) */
+    int mode;   /* EPI_FIRST and / or EPI_LAST: the batch opens / closes a group (a K-block) */
+    int dfirst; /* the K-block is the first: the double sums start here */
+};
+#define EPI_FIRST 1
+#define EPI_LAST  2
+
 struct scratch {
-    _Alignas(64) int32_t cbuf[2][4][16][16]; /* stored C tiles, double-buffered by step */
-    _Alignas(64) int8_t bbuf[2][2][8][64];   /* unpacked B tiles, double-buffered by step */
-    _Alignas(64) float acc[4][16][16];       /* float sums of a group of steps, C tile q = a + 2b
-                                                (unused by Q4_K) */
-    _Alignas(64) double dacc[4][16][16];     /* the groups' sums: C before rounding to float */
-    _Alignas(64) int32_t iacc[4][16][16];    /* Q4_K: sum_j sc_j * isum_j of a super-block */
-    const uint8_t *bptr[2][2];               /* B operand of [step & 1][panel] */
+    _Alignas(64) int32_t cbuf[NB][4][16][16];  /* C tiles of one batch, see tr */
+    _Alignas(64) int8_t bbuf[2][KC][2][8][64]; /* unpacked B of a K-block, by K-block parity */
+    _Alignas(64) float part[4][16][16];        /* a group's sums after its first batch (float;
+                                                  Q4_K: int32 sum_j sc_j * isum_j) */
+    _Alignas(64) double dacc[RB][4][16][16];   /* the double sums: C before rounding */
+    const uint8_t *bptr[2][KC][2];             /* B operand of [parity][step][panel] */
 };
 
-static inline int rows_of(const struct blk *k, int a)
+static inline int rows_of(const struct chunk *k, int a)
 {
     return a ? k->r1 : k->r0;
 }
 
-/* B operands of step t for the block's panels: Q8_0's packed chunk is a B tile as it stands; the
- * 4-bit types are unpacked into bbuf[t & 1]. Run one step ahead of the tile loads that read them,
- * so the vector stores have drained before TILELOADD reads the lines. */
-static inline __attribute__((always_inline)) void prep_b(const struct blk *k, struct scratch *s,
-                                                         int64_t t, int ti)
+/* The C tile of (step j, tile q) under layout tr. */
+static inline int32_t (*cslot(struct scratch *s, int tr, int j, int q))[16]
+{
+    return tr ? s->cbuf[q][j] : s->cbuf[j][q];
+}
+
+/* B operands of the K-block's steps [t0, t0 + n) into bbuf[buf]: Q8_0's packed chunk is a B tile
+ * as it stands; the 4-bit types are unpacked. Made one K-block ahead of the tile loads that read
+ * them, so the vector stores have drained before TILELOADD reads the lines. */
+static inline __attribute__((always_inline)) void prep_b(const struct chunk *k, struct scratch *s,
+                                                         int64_t t0, int n, int buf, int ti)
 {
     const amxq_layout *lo = k->lo;
     for (int b = 0; b < k->np; b++) {
         const uint8_t *panel = amxq_panel(lo, k->packed, k->p + b);
-        int8_t *dst = &s->bbuf[t & 1][b][0][0];
-        switch (ti) {
-        case AMXQ_TI_Q8_0:
-            s->bptr[t & 1][b] = panel + (size_t)t * AMXQ_CHUNK_Q8_0;
-            continue;
-        case AMXQ_TI_Q4_0:
-            unpack_q4(panel + (size_t)t * AMXQ_CHUNK_Q4_0, dst, 1);
-            break;
-        case AMXQ_TI_Q4_1:
-            unpack_q4(panel + (size_t)t * AMXQ_CHUNK_Q4_1, dst, 0);
-            break;
-        default: /* Q4_K: step t is sub-block t % 8 of super-block t / 8 */
-            unpack_q4k(panel + (size_t)(t / 8) * AMXQ_CHUNK_Q4_K + (size_t)((t % 8) / 2) * 512, dst,
-                       (int)(t & 1));
-            break;
+        for (int j = 0; j < n; j++) {
+            const int64_t t = t0 + j;
+            int8_t *dst = &s->bbuf[buf][j][b][0][0];
+            switch (ti) {
+            case AMXQ_TI_Q8_0:
+                s->bptr[buf][j][b] = panel + (size_t)t * AMXQ_CHUNK_Q8_0;
+                continue;
+            case AMXQ_TI_Q4_0:
+                unpack_q4(panel + (size_t)t * AMXQ_CHUNK_Q4_0, dst, 1);
+                break;
+            case AMXQ_TI_Q4_1:
+                unpack_q4(panel + (size_t)t * AMXQ_CHUNK_Q4_1, dst, 0);
+                break;
+            default: /* Q4_K: step t is sub-block t % 8 of super-block t / 8 */
+                unpack_q4k(panel + (size_t)(t / 8) * AMXQ_CHUNK_Q4_K + (size_t)((t % 8) / 2) * 512,
+                           dst, (int)(t & 1));
+                break;
+            }
+            s->bptr[buf][j][b] = (const uint8_t *)dst;
         }
-        s->bptr[t & 1][b] = (const uint8_t *)dst;
     }
 }
 
-/* Tile work of step t: 4 (or fewer) dot products on the B operands prep_b() made, C tiles into
- * cbuf[t & 1]. */
-static inline __attribute__((always_inline)) void tile_step(const struct blk *k, struct scratch *s,
-                                                            int64_t t, int ti)
+/* Tile work of step j of a batch, in two halves: the dot products into C0..C3, then (after the
+ * vector work placed between them) the C tiles into their cbuf slots. */
+static inline __attribute__((always_inline)) void tile_dp(const struct chunk *k, struct scratch *s,
+                                                          const struct batch *bt, int j, int ti)
 {
-    const uint8_t *const *bptr = s->bptr[t & 1];
+    const int64_t t = bt->t0 + j;
+    const uint8_t *const *bptr = s->bptr[bt->bbuf][t % KC];
     const int64_t ld = k->qx->ld_qs;
-    const int8_t *a0 = k->qx->qs + k->mb * ld + t * 32;
+    const int8_t *a0 = k->qx->qs + (k->mb + 32 * bt->rb) * ld + t * 32;
     const int two_a = k->r1 > 0, two_b = k->np > 1;
-    const int ss = ti == AMXQ_TI_Q8_0 || ti == AMXQ_TI_Q4_0;
-    int32_t(*cb)[16][16] = s->cbuf[t & 1];
 
     TILE_ZERO(0);
     if (two_a)
@@ -175,7 +222,7 @@ static inline __attribute__((always_inline)) void tile_step(const struct blk *k,
     TILE_LOAD(6, bptr[0], 64);
     if (two_b)
         TILE_LOAD(7, bptr[1], 64);
-    if (ss) {
+    if (ti == AMXQ_TI_Q8_0 || ti == AMXQ_TI_Q4_0) {
         TILE_DPBSSD(0, 4, 6);
         if (two_a)
             TILE_DPBSSD(1, 5, 6);
@@ -194,151 +241,292 @@ static inline __attribute__((always_inline)) void tile_step(const struct blk *k,
                 TILE_DPBSUD(3, 5, 7);
         }
     }
-    TILE_STORE(0, cb[0], 64);
+}
+
+static inline __attribute__((always_inline)) void tile_st(const struct chunk *k, struct scratch *s,
+                                                          const struct batch *bt, int j)
+{
+    const int two_a = k->r1 > 0, two_b = k->np > 1;
+    TILE_STORE(0, cslot(s, bt->tr, j, 0), 64);
     if (two_a)
-        TILE_STORE(1, cb[1], 64);
+        TILE_STORE(1, cslot(s, bt->tr, j, 1), 64);
     if (two_b) {
-        TILE_STORE(2, cb[2], 64);
+        TILE_STORE(2, cslot(s, bt->tr, j, 2), 64);
         if (two_a)
-            TILE_STORE(3, cb[3], 64);
+            TILE_STORE(3, cslot(s, bt->tr, j, 3), 64);
     }
 }
 
-/* Q4_K, end of super-block sb: with I = iacc and J = sum_j m_j*(bsums of sub-block j), both exact,
- * dacc += double(fma(-float(J), dmin*d_x, float(I) * (d*d_x))): the numeric contract's super-block
- * term (docs/design.md §1), straight into the double sums as in the VNNI kernel. */
-static inline void q4k_finish(const struct blk *k, struct scratch *s, int64_t sb)
+/* dst[0..15] (+)= double(v): the numeric contract's S += a, where the first group's S is +0 (so
+ * +0 + v, which turns a -0 into +0 exactly as the reference's sum does). */
+static inline __attribute__((always_inline)) void add_f64(double *dst, __m512 v, int first)
 {
-    const amxq_layout *lo = k->lo;
+#if defined(AMXQ_SIMD_EMU)
+    float f[16];
+    memcpy(f, &v, sizeof f);
+    for (int i = 0; i < 16; i++)
+        dst[i] = (first ? 0.0 : dst[i]) + (double)f[i];
+#else
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d hi =
+        _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    const __m512d z = _mm512_setzero_pd();
+    _mm512_store_pd(dst, _mm512_add_pd(first ? z : _mm512_load_pd(dst), lo));
+    _mm512_store_pd(dst + 8, _mm512_add_pd(first ? z : _mm512_load_pd(dst + 8), hi));
+#endif
+}
+
+/* The state one epilogue part shares across its rows. */
+struct epi {
+    const uint8_t *terms;  /* the panel's terms of the batch's first step (Q4_K: super-block) */
+    int32_t (*cb[NB])[16]; /* the C tile of each step */
+    float (*part)[16];
+    double (*dacc)[16];
+    int64_t m0; /* row of X of the tile's row 0 */
+};
+
+/* Rows [i, i + R) of a 32-k type's epilogue (see epilogue()); R rows at once so that their FMA
+ * chains, whose order the contract fixes, overlap. */
+static inline __attribute__((always_inline)) void
+epi_rows_32(const struct chunk *k, const struct batch *bt, const struct epi *e, const __m512 *dw,
+            const __m512 *mw, int nb, int mode, int i, const int R, int ti)
+{
     const amxq_qx *qx = k->qx;
-    for (int b = 0; b < k->np; b++) {
-        const uint8_t *terms =
-            amxq_panel(lo, k->packed, k->p + b) + lo->terms_offset + (size_t)sb * lo->terms_bytes;
-        const __m512 dw = vn_load_ph(terms);
-        const __m512 dminw = vn_load_ph(terms + 32);
-        __m512i mins[8]; /* int32 lanes holding m_j twice as int16: pairs with two bsums */
-        for (int j = 0; j < 8; j++) {
-            const __m512i mj = vn_load_u8_i32(terms + 192 + 16 * j);
-            mins[j] = _mm512_or_si512(mj, _mm512_slli_epi32(mj, 16));
+    const int q41 = ti == AMXQ_TI_Q4_1;
+    __m512 acc[4];
+    const float *dx[4], *sx[4];
+    for (int r = 0; r < R; r++) {
+        const int64_t m = e->m0 + i + r;
+        dx[r] = qx->d + m * qx->ld_d + bt->t0;
+        sx[r] = q41 ? qx->s + m * qx->ld_d + bt->t0 : NULL;
+        acc[r] = (mode & EPI_FIRST) ? _mm512_setzero_ps() : _mm512_load_ps(e->part[i + r]);
+    }
+    for (int j = 0; j < nb; j++)
+        for (int r = 0; r < R; r++) {
+            const __m512 f = vn_cvt_i32_ps(_mm512_load_si512(e->cb[j][i + r]));
+            acc[r] = vn_fmadd_ps(f, _mm512_mul_ps(dw[j], _mm512_set1_ps(dx[r][j])), acc[r]);
+            if (q41)
+                acc[r] = vn_fmadd_ps(mw[j], _mm512_set1_ps(sx[r][j]), acc[r]);
         }
-        for (int a = 0; a < 2; a++) {
-            const int q = a + 2 * b;
-            for (int i = 0; i < rows_of(k, a); i++) {
-                const int64_t m = k->mb + 16 * a + i;
-                const int16_t *bs = qx->sums + m * qx->ld_sums + sb * 16;
-                __m512i msum = _mm512_setzero_si512();
-                for (int j = 0; j < 8; j++) {
-                    int32_t pair; /* bsums 2j (low half) and 2j+1 (high half) */
-                    memcpy(&pair, bs + 2 * j, 4);
-                    msum = _mm512_add_epi32(msum, vn_madd_i16(mins[j], _mm512_set1_epi32(pair)));
-                }
-                const __m512 dx = _mm512_set1_ps(qx->d[m * qx->ld_d + sb]);
-                const __m512i isc = _mm512_load_si512(s->iacc[q][i]);
-                const __m512 scaled = _mm512_mul_ps(vn_cvt_i32_ps(isc), _mm512_mul_ps(dw, dx));
-                const __m512 v =
-                    vn_fnmadd_ps(vn_cvt_i32_ps(msum), _mm512_mul_ps(dminw, dx), scaled);
-                vn_add_to_f64(s->dacc[q][i], v);
-            }
-        }
+    for (int r = 0; r < R; r++) {
+        if (mode & EPI_LAST)
+            add_f64(e->dacc[i + r], acc[r], bt->dfirst);
+        else
+            _mm512_store_ps(e->part[i + r], acc[r]);
     }
 }
 
-/* Vector work of step t: the C tiles in cbuf[t & 1] into the accumulators. */
-static inline __attribute__((always_inline)) void epilogue(const struct blk *k, struct scratch *s,
-                                                           int64_t t, int ti)
+/* Rows [i, i + R) of Q4_K's epilogue: the batch's half of I, and after the second half the
+ * super-block's term (see epilogue()). */
+static inline __attribute__((always_inline)) void
+epi_rows_q4k(const struct chunk *k, const struct batch *bt, const struct epi *e, const __m512i *sc,
+             const __m512i *mins, __m512 dw, __m512 dminw, int mode, int i, const int R)
 {
-    const amxq_layout *lo = k->lo;
     const amxq_qx *qx = k->qx;
-    int32_t(*cb)[16][16] = s->cbuf[t & 1];
+    const int64_t sb = bt->t0 / 8;
+    __m512i v[4];
+    for (int r = 0; r < R; r++) {
+        v[r] = (mode & EPI_FIRST) ? _mm512_setzero_si512() : _mm512_load_si512(e->part[i + r]);
+        for (int j = 0; j < NB; j++)
+            v[r] = _mm512_add_epi32(v[r],
+                                    _mm512_mullo_epi32(_mm512_load_si512(e->cb[j][i + r]), sc[j]));
+    }
+    if (!(mode & EPI_LAST)) {
+        for (int r = 0; r < R; r++)
+            _mm512_store_si512(e->part[i + r], v[r]);
+        return;
+    }
+    __m512i msum[4];
+    const int16_t *bs[4];
+    for (int r = 0; r < R; r++) {
+        bs[r] = qx->sums + (e->m0 + i + r) * qx->ld_sums + sb * 16;
+        msum[r] = _mm512_setzero_si512();
+    }
+    for (int j = 0; j < 8; j++) /* bsums 2j (low half) and 2j+1 (high half) */
+        for (int r = 0; r < R; r++)
+            msum[r] = _mm512_dpwssd_epi32(msum[r], mins[j], vn_bcast32(bs[r] + 2 * j));
+    for (int r = 0; r < R; r++) {
+        const __m512 dx = _mm512_set1_ps(qx->d[(e->m0 + i + r) * qx->ld_d + sb]);
+        const __m512 scaled = _mm512_mul_ps(vn_cvt_i32_ps(v[r]), _mm512_mul_ps(dw, dx));
+        add_f64(e->dacc[i + r],
+                vn_fnmadd_ps(vn_cvt_i32_ps(msum[r]), _mm512_mul_ps(dminw, dx), scaled), bt->dfirst);
+    }
+}
+
+/*
+ * Epilogue of C tile q = a + 2b of batch bt (nb steps; mode as in struct batch), from its cbuf
+ * slots into the row block's sums. Per row, the sum stays in a register across the batch, starts
+ * at +0 when the batch opens a group, waits in `part` between the two batches of a group and is
+ * added into the double sums when it closes one. Per row and step: a converting load, a multiply
+ * by the broadcast d_x and an FMA (Q4_1 a second FMA): the contract's own operations.
+ *
+ * Per block (Q4_0, Q4_1, Q8_0): acc = fma(float(isum), d_w * d_x, acc) [acc = fma(m_w, s_x, acc)]
+ * and every GROUP steps (counted from step 0) dacc += double(acc), acc = +0.
+ * Q4_K: I = sum_j sc_j * isum_j exactly in int32 over the super-block's 8 sub-blocks, then with
+ * J = sum_j m_j * (bsums of sub-block j), exact: dacc += double(fma(-float(J), dmin * d_x,
+ * float(I) * (d * d_x))), as in the VNNI kernel.
+ */
+static inline __attribute__((always_inline)) void epilogue(const struct chunk *k, struct scratch *s,
+                                                           const struct batch *bt, int nb, int mode,
+                                                           int q, int ti)
+{
+    const int a = q & 1, b = q >> 1;
+    if (b >= k->np || rows_of(k, a) == 0)
+        return;
+    const amxq_layout *lo = k->lo;
+    const int rows = rows_of(k, a);
+    struct epi e;
+    const uint8_t *terms = amxq_panel(lo, k->packed, k->p + b) + lo->terms_offset;
+    e.part = s->part[q];
+    e.dacc = s->dacc[bt->rb][q];
+    e.m0 = k->mb + 32 * bt->rb + 16 * a;
+    for (int j = 0; j < NB; j++)
+        e.cb[j] = cslot(s, bt->tr, j, q);
+    int i = 0;
 
     if (ti == AMXQ_TI_Q4_K) {
-        const int64_t sb = t / 8;
-        const int j = (int)(t % 8);
-        for (int b = 0; b < k->np; b++) {
-            const uint8_t *terms = amxq_panel(lo, k->packed, k->p + b) + lo->terms_offset +
-                                   (size_t)sb * lo->terms_bytes;
-            const __m512i sc = vn_load_u8_i32(terms + 64 + 16 * j);
-            for (int a = 0; a < 2; a++) {
-                const int q = a + 2 * b;
-                for (int i = 0; i < rows_of(k, a); i++) {
-                    __m512i v = _mm512_mullo_epi32(_mm512_load_si512(cb[q][i]), sc);
-                    if (j)
-                        v = _mm512_add_epi32(v, _mm512_load_si512(s->iacc[q][i]));
-                    _mm512_store_si512(s->iacc[q][i], v);
-                }
+        /* A batch is the first or the second half of one super-block. */
+        const int j0 = (int)(bt->t0 % 8);
+        e.terms = terms + (size_t)(bt->t0 / 8) * lo->terms_bytes;
+        __m512i sc[NB], mins[8];
+        for (int j = 0; j < NB; j++)
+            sc[j] = vn_load_u8_i32(e.terms + 64 + 16 * (j0 + j));
+        __m512 dw = _mm512_setzero_ps(), dminw = _mm512_setzero_ps();
+        for (int j = 0; j < 8; j++) /* m_j twice as int16 per lane: pairs with two bsums */
+            mins[j] = _mm512_setzero_si512();
+        if (mode & EPI_LAST) {
+            dw = vn_load_ph(e.terms);
+            dminw = vn_load_ph(e.terms + 32);
+            for (int j = 0; j < 8; j++) {
+                const __m512i mj = vn_load_u8_i32(e.terms + 192 + 16 * j);
+                mins[j] = _mm512_or_si512(mj, _mm512_slli_epi32(mj, 16));
             }
         }
-        if (j == 7)
-            q4k_finish(k, s, sb);
+        for (; i + 4 <= rows; i += 4)
+            epi_rows_q4k(k, bt, &e, sc, mins, dw, dminw, mode, i, 4);
+        for (; i < rows; i++)
+            epi_rows_q4k(k, bt, &e, sc, mins, dw, dminw, mode, i, 1);
         return;
     }
 
+    e.terms = terms + (size_t)bt->t0 * lo->terms_bytes;
+    __m512 dw[NB], mw[NB];
+    for (int j = 0; j < nb; j++) {
+        dw[j] = vn_load_ph(e.terms + (size_t)j * lo->terms_bytes);
+        mw[j] = ti == AMXQ_TI_Q4_1 ? vn_load_ph(e.terms + (size_t)j * lo->terms_bytes + 32)
+                                   : _mm512_setzero_ps();
+    }
+    for (; i + 4 <= rows; i += 4)
+        epi_rows_32(k, bt, &e, dw, mw, nb, mode, i, 4, ti);
+    for (; i < rows; i++)
+        epi_rows_32(k, bt, &e, dw, mw, nb, mode, i, 1, ti);
+}
+
+/* The epilogue with its step count and mode as constants in the common cases, so that its loops
+ * unroll without tests. */
+static inline __attribute__((always_inline)) void
+epilogue_of(const struct chunk *k, struct scratch *s, const struct batch *bt, int q, int ti)
+{
+    if (bt->nb == NB && bt->mode == EPI_FIRST)
+        epilogue(k, s, bt, NB, EPI_FIRST, q, ti);
+    else if (bt->nb == NB && bt->mode == EPI_LAST)
+        epilogue(k, s, bt, NB, EPI_LAST, q, ti);
+    else /* a ragged K (not a multiple of 256): only the 32-k types */
+        epilogue(k, s, bt, bt->nb, bt->mode, q, ti);
+}
+
+/*
+ * One pipeline stage: batch `cur`'s tile work interleaved with batch `prev`'s epilogue. Step j's
+ * dot products, then the epilogue of prev's C tile q = j, then step j's tile stores, for j = 0..3:
+ * the tile unit computes while the vector units finish the previous batch. One C buffer suffices
+ * because consecutive batches alternate its layout: cur (layout 1 - L) stores step j's tiles into
+ * exactly the four slots that prev's (layout L) part j has just read.
+ */
+static inline __attribute__((always_inline)) void run_batch(const struct chunk *k,
+                                                            struct scratch *s,
+                                                            const struct batch *cur,
+                                                            const struct batch *prev, int ti)
+{
+    for (int j = 0; j < NB; j++) {
+        if (j < cur->nb)
+            tile_dp(k, s, cur, j, ti);
+        if (prev->nb > 0)
+            epilogue_of(k, s, prev, j, ti);
+        if (j < cur->nb)
+            tile_st(k, s, cur, j);
+    }
+}
+
+/* Prefetch what the vector side will read of the steps [t0, t0 + n) of both panels: the 4-bit
+ * quants prep_b() unpacks and the terms. The weight stream is read a K-block at a time, far apart
+ * per panel, which the hardware prefetchers were seen to miss. (Q8_0's quants are read by
+ * TILELOADD only: a prefetch there would be vector work spent on the tile unit's stream.) */
+static inline __attribute__((always_inline)) void prefetch_w(const struct chunk *k, int64_t t0,
+                                                             int n, int ti)
+{
+    const amxq_layout *lo = k->lo;
+    const size_t per_step = lo->chunk_bytes * 32 / (size_t)lo->block_k;
+    const size_t terms_step = lo->terms_bytes * 32 / (size_t)lo->block_k;
     for (int b = 0; b < k->np; b++) {
-        const uint8_t *terms =
-            amxq_panel(lo, k->packed, k->p + b) + lo->terms_offset + (size_t)t * lo->terms_bytes;
-        const __m512 dw = vn_load_ph(terms);
-        const __m512 mw = ti == AMXQ_TI_Q4_1 ? vn_load_ph(terms + 32) : _mm512_setzero_ps();
-        for (int a = 0; a < 2; a++) {
-            const int q = a + 2 * b;
-            for (int i = 0; i < rows_of(k, a); i++) {
-                const int64_t m = k->mb + 16 * a + i;
-                const __m512 f = vn_cvt_i32_ps(_mm512_load_si512(cb[q][i]));
-                const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(qx->d[m * qx->ld_d + t]));
-                __m512 acc = vn_fmadd_ps(f, scale, _mm512_load_ps(s->acc[q][i]));
-                if (ti == AMXQ_TI_Q4_1)
-                    acc = vn_fmadd_ps(mw, _mm512_set1_ps(qx->s[m * qx->ld_d + t]), acc);
-                _mm512_store_ps(s->acc[q][i], acc);
-            }
-        }
+        const uint8_t *panel = amxq_panel(lo, k->packed, k->p + b);
+        const uint8_t *q = panel + (size_t)t0 * per_step;
+        for (size_t off = 0; ti != AMXQ_TI_Q8_0 && off < (size_t)n * per_step; off += 64)
+            __builtin_prefetch(q + off);
+        const uint8_t *tm = panel + lo->terms_offset + (size_t)t0 * terms_step;
+        for (size_t off = 0; off < (size_t)n * terms_step; off += 64)
+            __builtin_prefetch(tm + off);
     }
 }
 
-/* Add the float sums of the last group of steps into the double sums and restart them. */
-static inline void flush_group(const struct blk *k, struct scratch *s)
+/* All steps of a chunk by one panel pair, then its C. */
+static inline __attribute__((always_inline)) void
+run_chunk(const struct chunk *k, struct scratch *s, float *c, int64_t ldc, int ti)
 {
-    for (int b = 0; b < k->np; b++)
-        for (int a = 0; a < 2; a++) {
-            const int q = a + 2 * b;
-            for (int i = 0; i < rows_of(k, a); i++) {
-                vn_add_to_f64(s->dacc[q][i], _mm512_load_ps(s->acc[q][i]));
-                _mm512_store_ps(s->acc[q][i], _mm512_setzero_ps());
+    const int64_t nkb = (k->steps + KC - 1) / KC;
+    struct batch prev = {0}, cur = {0};
+    int tr = 0;
+    prep_b(k, s, 0, k->steps < KC ? (int)k->steps : KC, 0, ti);
+    for (int64_t kb = 0; kb < nkb; kb++) {
+        const int64_t kt = kb * KC;
+        const int kn = k->steps - kt < KC ? (int)(k->steps - kt) : KC;
+        if (kb + 2 < nkb) {
+            const int64_t rest = k->steps - kt - 2 * KC;
+            prefetch_w(k, kt + 2 * KC, rest < KC ? (int)rest : KC, ti);
+        }
+        if (kb + 1 < nkb) {
+            const int64_t rest = k->steps - kt - KC;
+            prep_b(k, s, kt + KC, rest < KC ? (int)rest : KC, (int)((kb + 1) & 1), ti);
+        }
+        for (int rb = 0; rb < k->nrb; rb++)
+            for (int h = 0; h * NB < kn; h++) {
+                cur.rb = rb;
+                cur.t0 = kt + h * NB;
+                cur.nb = kn - h * NB < NB ? kn - h * NB : NB;
+                cur.bbuf = (int)(kb & 1);
+                cur.tr = tr;
+                cur.mode = (h == 0 ? EPI_FIRST : 0) | ((h + 1) * NB >= kn ? EPI_LAST : 0);
+                cur.dfirst = kb == 0;
+                run_batch(k, s, &cur, &prev, ti);
+                prev = cur;
+                tr ^= 1;
             }
-        }
-}
-
-static inline __attribute__((always_inline)) void run_block(const struct blk *k, struct scratch *s,
-                                                            float *c, int64_t ldc, int ti)
-{
-    memset(s->acc, 0, sizeof s->acc);
-    memset(s->dacc, 0, sizeof s->dacc);
-    /* Pipelined: step t's tile work, then step t+1's B operands, then step t-1's epilogue. */
-    prep_b(k, s, 0, ti);
-    for (int64_t t = 0; t < k->steps; t++) {
-        tile_step(k, s, t, ti);
-        if (t + 1 < k->steps)
-            prep_b(k, s, t + 1, ti);
-        if (t > 0) {
-            epilogue(k, s, t - 1, ti);
-            if (t % GROUP == 0 && ti != AMXQ_TI_Q4_K)
-                flush_group(k, s);
-        }
     }
-    epilogue(k, s, k->steps - 1, ti);
-    if (ti != AMXQ_TI_Q4_K) /* Q4_K adds each super-block into dacc itself */
-        flush_group(k, s);
+    cur.nb = 0;
+    run_batch(k, s, &cur, &prev, ti);
 
     const int64_t n_total = k->lo->n;
     for (int b = 0; b < k->np; b++) {
         const int64_t n0 = (k->p + b) * AMXQ_PANEL_N;
         const int64_t nv = n_total - n0 < AMXQ_PANEL_N ? n_total - n0 : AMXQ_PANEL_N;
-        for (int a = 0; a < 2; a++) {
-            const int q = a + 2 * b;
-            for (int i = 0; i < rows_of(k, a); i++) {
-                float *dst = c + (k->mb + 16 * a + i) * ldc + n0;
-                for (int64_t j = 0; j < nv; j++)
-                    dst[j] = (float)s->dacc[q][i][j];
+        for (int rb = 0; rb < k->nrb; rb++)
+            for (int a = 0; a < 2; a++) {
+                const int q = a + 2 * b;
+                for (int i = 0; i < rows_of(k, a); i++) {
+                    float *dst = c + (k->mb + 32 * rb + 16 * a + i) * ldc + n0;
+                    for (int64_t j = 0; j < nv; j++)
+                        dst[j] = (float)s->dacc[rb][q][i][j];
+                }
             }
-        }
     }
 }
 
@@ -351,33 +539,41 @@ gemm_run(const amxq_layout *lo, const void *packed, const amxq_qx *qx, int64_t m
     if (m0 >= m1 || p0 >= p1)
         return;
     struct scratch s;
-    struct blk k;
+    struct chunk k;
     k.lo = lo;
     k.packed = (const uint8_t *)packed;
     k.qx = qx;
     k.steps = lo->k / 32;
     int cur_r0 = -1, cur_r1 = -1;
-    for (int64_t mc = m0; mc < m1; mc += MC) {
-        const int64_t mce = m1 - mc < MC ? m1 : mc + MC;
+    /* Chunks: up to RB full row blocks; a ragged last block (fewer than 32 rows) is a chunk of its
+     * own, with its own tile configuration. */
+    const int64_t m_full = m0 + (m1 - m0) / 32 * 32;
+    for (int64_t mc = m0; mc < m1;) {
+        int rows;
+        if (mc < m_full) {
+            k.nrb = (int)((m_full - mc) / 32 < RB ? (m_full - mc) / 32 : RB);
+            rows = 32;
+        } else {
+            k.nrb = 1;
+            rows = (int)(m1 - mc);
+        }
+        k.mb = mc;
+        k.r0 = rows < 16 ? rows : 16;
+        k.r1 = rows - k.r0;
+        if (k.r0 != cur_r0 || k.r1 != cur_r1) {
+            struct amxq_tilecfg cfg;
+            amxq_tilecfg_make(&cfg, k.r0, k.r1);
+            assert(amxq_tilecfg_check(&cfg, NULL, NULL) == NULL);
+            amxq_tile_ensure_config(&cfg);
+            cur_r0 = k.r0;
+            cur_r1 = k.r1;
+        }
         for (int64_t p = p0; p < p1; p += 2) {
             k.p = p;
             k.np = p1 - p >= 2 ? 2 : 1;
-            for (int64_t mb = mc; mb < mce; mb += 32) {
-                const int rows = (int)(mce - mb < 32 ? mce - mb : 32);
-                k.mb = mb;
-                k.r0 = rows < 16 ? rows : 16;
-                k.r1 = rows - k.r0;
-                if (k.r0 != cur_r0 || k.r1 != cur_r1) {
-                    struct amxq_tilecfg cfg;
-                    amxq_tilecfg_make(&cfg, k.r0, k.r1);
-                    assert(amxq_tilecfg_check(&cfg, NULL, NULL) == NULL);
-                    amxq_tile_ensure_config(&cfg);
-                    cur_r0 = k.r0;
-                    cur_r1 = k.r1;
-                }
-                run_block(&k, &s, c, ldc, ti);
-            }
+            run_chunk(&k, &s, c, ldc, ti);
         }
+        mc += mc < m_full ? 32 * (int64_t)k.nrb : rows;
     }
 }
 
