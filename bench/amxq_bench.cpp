@@ -846,7 +846,8 @@ void bm_quantize(benchmark::State &st, amxq_type type, int64_t rows, int64_t k)
  * alternating order, so that a busy machine slows both alike; the ratios are what to read. A step
  * is 32 rows x 32 columns x 32 k of work: M*N*K / 32^3 steps a product.
  */
-[[maybe_unused]] void bm_amx_proxy(benchmark::State &st, amxq_type type, int64_t m, int64_t n, int64_t k)
+[[maybe_unused]] void bm_amx_proxy(benchmark::State &st, amxq_type type, int64_t m, int64_t n,
+                                   int64_t k)
 {
     WeightSet &w = weights(type, n, k, 1);
     const float *x = (const float *)g_x.get((size_t)(m * k) * sizeof(float), true);
