@@ -336,15 +336,23 @@ epi_rows_q4k(const struct chunk *k, const struct batch *bt, const struct epi *e,
             _mm512_store_si512(e->part[i + r], v[r]);
         return;
     }
+    /* J = sum_j m_j * S_j with S_j = bsums[2j] + bsums[2j+1] (|S_j| <= 4096: int16): one vpmaddwd
+     * and a pack give the int16 pairs (S_2i, S_2i+1), and one vpdpwssd per pair against
+     * (m_2i, m_2i+1) adds two sub-blocks: 4 instead of 8 on the multiply ports. Exact integers. */
+    _Alignas(32) int32_t spair[4][8];
     __m512i msum[4];
-    const int16_t *bs[4];
     for (int r = 0; r < R; r++) {
-        bs[r] = qx->sums + (e->m0 + i + r) * qx->ld_sums + sb * 16;
+        const int16_t *bs = qx->sums + (e->m0 + i + r) * qx->ld_sums + sb * 16;
+        const __m256i s = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bs),
+                                            _mm256_set1_epi16(1)); /* S_0..S_7, int32 */
+        /* per 128-bit lane (S_0..S_3 | S_4..S_7) packed to int16: int32 0, 1, 4, 5 are the pairs */
+        _mm256_store_si256((__m256i *)spair[r], _mm256_packs_epi32(s, s));
         msum[r] = _mm512_setzero_si512();
     }
-    for (int j = 0; j < 8; j++) /* bsums 2j (low half) and 2j+1 (high half) */
+    for (int j = 0; j < 4; j++)
         for (int r = 0; r < R; r++)
-            msum[r] = _mm512_dpwssd_epi32(msum[r], mins[j], vn_bcast32(bs[r] + 2 * j));
+            msum[r] = _mm512_dpwssd_epi32(msum[r], mins[j],
+                                          _mm512_set1_epi32(spair[r][(j & 1) + 4 * (j >> 1)]));
     for (int r = 0; r < R; r++) {
         const __m512 dx = _mm512_set1_ps(qx->d[(e->m0 + i + r) * qx->ld_d + sb]);
         const __m512 scaled = _mm512_mul_ps(vn_cvt_i32_ps(v[r]), _mm512_mul_ps(dw, dx));
@@ -388,19 +396,20 @@ static inline __attribute__((always_inline)) void epilogue(const struct chunk *k
         /* A batch is the first or the second half of one super-block. */
         const int j0 = (int)(bt->t0 % 8);
         e.terms = terms + (size_t)(bt->t0 / 8) * lo->terms_bytes;
-        __m512i sc[NB], mins[8];
+        __m512i sc[NB], mins[4];
         for (int j = 0; j < NB; j++)
             sc[j] = vn_load_u8_i32(e.terms + 64 + 16 * (j0 + j));
         __m512 dw = _mm512_setzero_ps(), dminw = _mm512_setzero_ps();
-        for (int j = 0; j < 8; j++) /* m_j twice as int16 per lane: pairs with two bsums */
+        for (int j = 0; j < 4;
+             j++) /* (m_2j, m_2j+1) as int16 per lane: pairs with (S_2j, S_2j+1) */
             mins[j] = _mm512_setzero_si512();
         if (mode & EPI_LAST) {
             dw = vn_load_ph(e.terms);
             dminw = vn_load_ph(e.terms + 32);
-            for (int j = 0; j < 8; j++) {
-                const __m512i mj = vn_load_u8_i32(e.terms + 192 + 16 * j);
-                mins[j] = _mm512_or_si512(mj, _mm512_slli_epi32(mj, 16));
-            }
+            for (int j = 0; j < 4; j++)
+                mins[j] = _mm512_or_si512(
+                    vn_load_u8_i32(e.terms + 192 + 16 * (2 * j)),
+                    _mm512_slli_epi32(vn_load_u8_i32(e.terms + 192 + 16 * (2 * j + 1)), 16));
         }
         for (; i + 4 <= rows; i += 4)
             epi_rows_q4k(k, bt, &e, sc, mins, dw, dminw, mode, i, 4);
