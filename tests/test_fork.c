@@ -259,15 +259,15 @@ static void test_fork(void)
     TU_CHECK(amxq_ctx_create(&cp, &ctx) == AMXQ_OK, "parent: ctx_create");
     if (ctx) {
         amxq_matmul_params mp = {AMXQ_ISA_SCALAR, 0, NULL, 0};
-        TU_CHECK(amxq_ctx_matmul(ctx, packed[1], x, M, LDX, c, LDC, &mp) == AMXQ_OK &&
         /* The gap pattern product() leaves between N and LDC, which the call must not touch
          * (without the tile emulator nothing above has put it into `c` yet). */
         memset(c, 0x7F, sizeof c);
+        TU_CHECK(amxq_ctx_matmul(ctx, packed[1], x, M, LDX, c, LDC, &mp) == AMXQ_OK &&
                      same(c, want[1][0]),
                  "parent: ctx_matmul before fork");
         in_child("child of a pool owner", child_of_pool);
-        TU_CHECK(amxq_ctx_matmul(ctx, packed[1], x, M, LDX, c, LDC, &mp) == AMXQ_OK &&
         memset(c, 0x7F, sizeof c);
+        TU_CHECK(amxq_ctx_matmul(ctx, packed[1], x, M, LDX, c, LDC, &mp) == AMXQ_OK &&
                      same(c, want[1][0]),
                  "parent: ctx_matmul after fork");
         amxq_ctx_destroy(ctx);
