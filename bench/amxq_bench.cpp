@@ -98,8 +98,8 @@ const int64_t kScalarM[] = {1, 2, 4, 8, 16, 32, 64, 128};
 /* The emulators are test vehicles, slower still. */
 const int64_t kEmuM[] = {1, 8};
 
-const amxq_type kTypes[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K,
-                            AMXQ_TYPE_Q6_K};
+const amxq_type kTypes[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
+                            AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K};
 
 const char *type_label(amxq_type t)
 {
@@ -114,6 +114,8 @@ const char *type_label(amxq_type t)
         return "Q4_K";
     case AMXQ_TYPE_Q6_K:
         return "Q6_K";
+    case AMXQ_TYPE_Q5_K:
+        return "Q5_K";
     }
     return "?";
 }
@@ -812,6 +814,7 @@ size_t act_row_bytes(amxq_type type, int64_t k)
         return (size_t)(k / 32) * 36;
     case AMXQ_TYPE_Q4_K:
     case AMXQ_TYPE_Q6_K:
+    case AMXQ_TYPE_Q5_K:
         return (size_t)(k / 256) * 292;
     default:
         return (size_t)(k / 32) * 34;

@@ -35,7 +35,8 @@
     X(Q4_1, q4_1, 32, 20, q8_1)                                                                    \
     X(Q8_0, q8_0, 32, 34, q8_0)                                                                    \
     X(Q4_K, q4_k, 256, 144, q8_k)                                                                  \
-    X(Q6_K, q6_k, 256, 210, q8_k)
+    X(Q6_K, q6_k, 256, 210, q8_k)                                                                  \
+    X(Q5_K, q5_k, 256, 176, q8_k)
 
 /* Dense index of a type, for table slots. */
 enum amxq_type_index {
@@ -52,7 +53,7 @@ int amxq_type_index(amxq_type type);
  * super-block types, Q8_1 for the types with a min, else Q8_0. */
 static inline int amxq_type_act_q8_k(amxq_type type)
 {
-    return type == AMXQ_TYPE_Q4_K || type == AMXQ_TYPE_Q6_K;
+    return type == AMXQ_TYPE_Q4_K || type == AMXQ_TYPE_Q5_K || type == AMXQ_TYPE_Q6_K;
 }
 static inline int amxq_type_act_q8_1(amxq_type type)
 {
@@ -177,6 +178,9 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
  *   Q8_0:       qs is 32 int8 a block  -> 8 lines (512 B): exactly a 8 x 64 B tile B operand.
  *   Q4_K:       each of ggml's four 32-byte runs -> 8 lines (512 B); 2048 B a super-block.
  *               Low nibbles of run r are sub-block 2r, high nibbles sub-block 2r+1.
+ *   Q5_K:       ggml's qh (32 B) and qs (128 B), contiguous in the block, as one run of 160 bytes
+ *               -> 40 lines (2560 B): lines 0..7 qh, then Q4_K's four runs of 8 lines. Sub-block
+ *               j's weight l is the nibble of run j / 2 with bit j of qh[l] as bit 4.
  *   Q6_K:       ggml's ql (128 B) and qh (64 B), contiguous in the block, as one run of 192
  *               bytes -> 48 lines (3072 B): lines 0..31 ql, 32..47 qh. In half h (128 weights),
  *               line L < 8 of ql (16h + L), ql (16h + 8 + L) and qh (32 + 8h + L) hold the same
@@ -189,6 +193,7 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
  *   Q8_0: uint16 d[16]                                                              32 B
  *   Q4_K: uint16 d[16], uint16 dmin[16], uint8 sc[8][16], uint8 m[8][16]         320 B
  *         (sc, m: the 6-bit sub-block scales and mins, unpacked; [sub-block][row])
+ *   Q5_K: as Q4_K                                                                  320 B
  *   Q6_K: uint16 d[16], int8 sc[16][16] ([sub-block of 16][row])                 288 B
  */
 #define AMXQ_CHUNK_Q4_0 256
@@ -201,6 +206,8 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
 #define AMXQ_TERMS_Q4_K 320
 #define AMXQ_CHUNK_Q6_K 3072
 #define AMXQ_TERMS_Q6_K 288
+#define AMXQ_CHUNK_Q5_K 2560
+#define AMXQ_TERMS_Q5_K 320
 
 /* ---- Quantized activations (the workspace) -------------------------------------------------- */
 

@@ -51,4 +51,26 @@ VN_INLINE __m512i vn_q6_k_line(__m512i ql, __m512i qh, const int c)
     return _mm512_or_si512(_mm512_and_si512(lo, low4), _mm512_and_si512(h, bits45));
 }
 
+/*
+ * Q5_K: one packed 5-bit line of sub-block j (0..7). `qs` is the packed line of run j / 2, `qh`
+ * the packed qh line of the same four l; returns the nibble (low for even j) with bit j of qh as
+ * bit 4, 0..31 (src/internal.h, docs/design.md §2).
+ */
+VN_INLINE __m512i vn_q5_k_line(__m512i qs, __m512i qh, const int j)
+{
+    const __m512i low4 = _mm512_set1_epi8(0x0f), bit4 = _mm512_set1_epi8(0x10);
+    const __m512i lo = j & 1 ? _mm512_srli_epi16(qs, 4) : qs;
+    /* bit j to bit 4; a 16-bit shift, the mask drops what crosses a byte. Literal counts: SIMDe
+     * requires constant shift counts, and the emulated build does not inline j into them. */
+    const __m512i h = j == 0   ? _mm512_slli_epi16(qh, 4)
+                      : j == 1 ? _mm512_slli_epi16(qh, 3)
+                      : j == 2 ? _mm512_slli_epi16(qh, 2)
+                      : j == 3 ? _mm512_slli_epi16(qh, 1)
+                      : j == 4 ? qh
+                      : j == 5 ? _mm512_srli_epi16(qh, 1)
+                      : j == 6 ? _mm512_srli_epi16(qh, 2)
+                               : _mm512_srli_epi16(qh, 3);
+    return _mm512_or_si512(_mm512_and_si512(lo, low4), _mm512_and_si512(h, bit4));
+}
+
 #endif /* AMXQ_VEC512_KX_H */

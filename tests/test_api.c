@@ -9,8 +9,8 @@
 #include "common/testutil.h"
 #include "pack/pack.h"
 
-static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K,
-                                  AMXQ_TYPE_Q6_K};
+static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
+                                  AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K};
 #define NTYPES ((int)(sizeof types / sizeof types[0]))
 
 /* FNV-1a 64, the header checksum (docs/packed-format.md), to forge headers on purpose. */
@@ -47,10 +47,10 @@ static void test_metadata(void)
     TU_CHECK(strcmp(amxq_status_str((amxq_status)-999), "unknown amxq status") == 0, "unknown");
     TU_CHECK(strcmp(amxq_status_str((amxq_status)5), "unknown amxq status") == 0, "unknown +");
 
-    static const char *names[] = {"q4_0", "q4_1", "q8_0", "q4_k", "q6_k"};
-    static const int64_t blocks[] = {32, 32, 32, 256, 256};
-    static const size_t bytes[] = {18, 20, 34, 144, 210};
-    static const int ggml_ids[] = {2, 3, 8, 12, 14};
+    static const char *names[] = {"q4_0", "q4_1", "q8_0", "q4_k", "q6_k", "q5_k"};
+    static const int64_t blocks[] = {32, 32, 32, 256, 256, 256};
+    static const size_t bytes[] = {18, 20, 34, 144, 210, 176};
+    static const int ggml_ids[] = {2, 3, 8, 12, 14, 13};
     for (int i = 0; i < NTYPES; i++) {
         TU_CHECK((int)types[i] == ggml_ids[i], "type %d is not ggml's id", i);
         TU_CHECK(strcmp(amxq_type_name(types[i]), names[i]) == 0, "type name %d", i);
@@ -129,7 +129,7 @@ static void test_pack_errors(uint64_t *seed)
     PACK_FAILS(AMXQ_ERR_NULL, t, NULL, n, k, out.p, psize);
     PACK_FAILS(AMXQ_ERR_NULL, t, src, n, k, NULL, psize);
     PACK_FAILS(AMXQ_ERR_TYPE, (amxq_type)0, src, n, k, out.p, psize);
-    PACK_FAILS(AMXQ_ERR_TYPE, (amxq_type)13, src, n, k, out.p, psize);
+    PACK_FAILS(AMXQ_ERR_TYPE, (amxq_type)15, src, n, k, out.p, psize); /* ggml Q8_K */
     PACK_FAILS(AMXQ_ERR_SHAPE, t, src, 0, k, out.p, psize);
     PACK_FAILS(AMXQ_ERR_SHAPE, t, src, -5, k, out.p, psize);
     PACK_FAILS(AMXQ_ERR_SHAPE, t, src, n, 0, out.p, psize);
@@ -329,6 +329,7 @@ static void test_quantize_row(void)
     TU_CHECK(tu_all_bytes(out + 584, sizeof out - 584, 0x11), "q8_k wrote past 2 blocks");
     TU_CHECK(amxq_quantize_row(AMXQ_TYPE_Q6_K, x, 512, out, 583) == AMXQ_ERR_BUFFER_SIZE, "q6k");
     TU_CHECK(amxq_quantize_row(AMXQ_TYPE_Q6_K, x, 512, out, 584) == AMXQ_OK, "q6_k -> q8_k");
+    TU_CHECK(amxq_quantize_row(AMXQ_TYPE_Q5_K, x, 512, out, 584) == AMXQ_OK, "q5_k -> q8_k");
 }
 
 static void test_isa_api(void)

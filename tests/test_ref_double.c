@@ -104,6 +104,33 @@ static void deq_weights(amxq_type t, const uint8_t *b, int64_t k, double *w)
         }
         return;
     }
+    if (t == AMXQ_TYPE_Q5_K) { /* as ggml's dequantize_row_q5_K walks it: masks u1, u2 on qh */
+        for (int64_t i = 0; i < k / 256; i++, b += 176) {
+            const double d = half(b), dmin = half(b + 2);
+            const uint8_t *sc = b + 4, *qh = b + 16, *ql = b + 48;
+            unsigned u1 = 1, u2 = 2;
+            for (int j = 0; j < 8; j += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
+                int s[2], m[2];
+                for (int h = 0; h < 2; h++) {
+                    const int jj = j + h;
+                    if (jj < 4) {
+                        s[h] = sc[jj] & 63;
+                        m[h] = sc[jj + 4] & 63;
+                    } else {
+                        s[h] = (sc[jj + 4] & 15) | ((sc[jj - 4] >> 6) << 4);
+                        m[h] = (sc[jj + 4] >> 4) | ((sc[jj] >> 6) << 4);
+                    }
+                }
+                for (int l = 0; l < 32; l++) {
+                    w[256 * i + 32 * j + l] =
+                        d * s[0] * ((ql[l] & 15) + (qh[l] & u1 ? 16 : 0)) - dmin * m[0];
+                    w[256 * i + 32 * j + 32 + l] =
+                        d * s[1] * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - dmin * m[1];
+                }
+            }
+        }
+        return;
+    }
     if (t == AMXQ_TYPE_Q4_K) {
         for (int64_t i = 0; i < k / 256; i++, b += 144) {
             const double d = half(b), dmin = half(b + 2);
@@ -150,7 +177,7 @@ static void deq_weights(amxq_type t, const uint8_t *b, int64_t k, double *w)
 /* Activation row: values, and for Q8_1 the stored s per block (NULL otherwise). */
 static void deq_acts(amxq_type wt, const uint8_t *b, int64_t k, double *x, double *s)
 {
-    if (wt == AMXQ_TYPE_Q4_K || wt == AMXQ_TYPE_Q6_K) {
+    if (amxq_type_block(wt) == 256) {
         for (int64_t i = 0; i < k / 256; i++, b += 292) {
             float d;
             memcpy(&d, b, 4);
@@ -190,10 +217,13 @@ static void gen_weights(amxq_type t, uint8_t *g, int64_t n, int64_t k, int varie
             for (size_t j = 0; j < bb; j++)
                 b[j] = (uint8_t)(rnd() >> 56);
             const double d = rs * 0.003 * (0.25 + fabs(rnd_u())) * (rnd() & 1 ? 1 : -1);
-            put_half(b, t == AMXQ_TYPE_Q8_0 ? d / 16 : t == AMXQ_TYPE_Q4_K ? d / 8 : d);
+            put_half(b, t == AMXQ_TYPE_Q8_0   ? d / 16
+                        : t == AMXQ_TYPE_Q4_K ? d / 8
+                        : t == AMXQ_TYPE_Q5_K ? d / 16
+                                              : d);
             if (t == AMXQ_TYPE_Q4_1)
                 put_half(b + 2, -8 * d * fabs(rnd_u()));
-            if (t == AMXQ_TYPE_Q4_K)
+            if (t == AMXQ_TYPE_Q4_K || t == AMXQ_TYPE_Q5_K)
                 put_half(b + 2, rs * 0.0003 * fabs(rnd_u()));
             if (t == AMXQ_TYPE_Q6_K) /* d last; |sc * (q - 32)| reaches 4096 */
                 put_half(b + 208, d / 64);
@@ -304,7 +334,7 @@ int main(int argc, char **argv)
     rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 20261123;
     printf("test_ref_double: seed %llu\n", (unsigned long long)rng_state);
     static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                      AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K};
+                                      AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K};
     int fails = 0;
     for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
         const amxq_type t = types[ti];

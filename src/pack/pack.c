@@ -31,6 +31,8 @@ static struct block_fields fields_of(amxq_type type)
         return (struct block_fields){0, 2, SIZE_MAX, 4, 16};
     case AMXQ_TYPE_Q8_0:
         return (struct block_fields){0, SIZE_MAX, SIZE_MAX, 2, 32};
+    case AMXQ_TYPE_Q5_K: /* Q4_K's fields; qh and qs are one run of 160 bytes */
+        return (struct block_fields){0, 2, 4, 16, 160};
     case AMXQ_TYPE_Q6_K: /* ql and qh are one run of 192 bytes; scales[16] int8; d last */
         return (struct block_fields){208, SIZE_MAX, 192, 0, 192};
     case AMXQ_TYPE_Q4_K:
@@ -105,6 +107,7 @@ void amxq_pack_panels(const amxq_layout *lo, const uint8_t *ggml_rows, uint8_t *
                         terms[32 + 16 * s + j] = blk[f.scales + (size_t)s];
                     break;
                 case AMXQ_TYPE_Q4_K:
+                case AMXQ_TYPE_Q5_K:
                 default: {
                     uint8_t sc[8], m[8];
                     memcpy(terms + 32 + 2 * j, blk + f.m, 2); /* dmin[16] */
@@ -141,9 +144,10 @@ void amxq_unpack_panels(const amxq_layout *lo, const uint8_t *packed, uint8_t *g
                 for (size_t l = 0; l < lines; l++)
                     memcpy(blk + f.qs + 4 * l, chunk + l * 64 + 4 * (size_t)j, 4);
                 memcpy(blk + f.d, terms + 2 * j, 2);
-                if (lo->type == AMXQ_TYPE_Q4_1 || lo->type == AMXQ_TYPE_Q4_K)
+                if (lo->type == AMXQ_TYPE_Q4_1 || lo->type == AMXQ_TYPE_Q4_K ||
+                    lo->type == AMXQ_TYPE_Q5_K)
                     memcpy(blk + f.m, terms + 32 + 2 * j, 2);
-                if (lo->type == AMXQ_TYPE_Q4_K) {
+                if (lo->type == AMXQ_TYPE_Q4_K || lo->type == AMXQ_TYPE_Q5_K) {
                     uint8_t sc[8], m[8];
                     for (int s = 0; s < 8; s++) {
                         sc[s] = terms[64 + 16 * s + j];

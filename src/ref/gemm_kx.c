@@ -1,10 +1,11 @@
 /*
- * Reference products for the weight types added after the first four (issue 14): Q6_K so far.
+ * Reference products for the weight types added after the first four (issue 14): Q6_K, Q5_K.
  * Same rules as src/ref/gemm.c: one output at a time, every weight fetched through the documented
  * packed layout (src/internal.h), exact int32 sums, then the numeric contract's float steps
  * (include/amxq.h, "Numeric contract"; docs/design.md §1) written out one rounding per C
  * operation. Every other family must reproduce these bits.
  */
+#include <math.h>
 #include <string.h>
 
 #include "ref/fp16.h"
@@ -74,6 +75,62 @@ AMXQ_DECL_GEMM_FN(amxq_gemm_q6_k_ref)
                 if (n >= lo->n)
                     break;
                 c[m * ldc + n] = dot_q6_k(lo, panel, j, qx, m);
+            }
+        }
+    }
+}
+
+/* Q5_K weight t (0..31) of sub-block sb of row j, 0..31: the nibble of run sb / 2 (low for even
+ * sb) with bit sb of qh[t] as bit 4 (docs/design.md §2). The run's lines follow qh's 8 lines. */
+static int32_t q5_k_weight(const uint8_t *chunk, int j, int sb, int t)
+{
+    const uint8_t q = chunk_byte(chunk + 512 * (size_t)(1 + sb / 2), j, t);
+    const uint8_t qh = chunk_byte(chunk, j, t);
+    return ((sb & 1) ? (q >> 4) : (q & 15)) | ((qh >> sb) & 1) << 4;
+}
+
+/* One output for Q5_K: Q4_K's contract with 5-bit weights. Per super-block the exact integers
+ * I = sum_j sc_j * isum_j and J = sum_j m_j * (bsums[2j] + bsums[2j+1]), then
+ * v = fma(-float(J), dmin*d_x, float(I) * (d*d_x)) added into double. */
+static float dot_q5_k(const amxq_layout *lo, const uint8_t *panel, int j, const amxq_qx *qx,
+                      int64_t m)
+{
+    const int8_t *xq = qx->qs + m * qx->ld_qs;
+    const float *xd = qx->d + m * qx->ld_d;
+    const int16_t *bs = qx->sums + m * qx->ld_sums;
+    double sum = 0.0;
+    for (int64_t b = 0; b < lo->k_blocks; b++) {
+        const uint8_t *chunk = panel + (size_t)b * lo->chunk_bytes;
+        const uint8_t *terms = panel + lo->terms_offset + (size_t)b * lo->terms_bytes;
+        const int8_t *xb = xq + b * AMXQ_QK_K;
+        const int16_t *bsb = bs + b * 16;
+        int32_t sc_sum = 0, min_sum = 0;
+        for (int sb = 0; sb < 8; sb++) {
+            int32_t isum = 0;
+            for (int t = 0; t < 32; t++)
+                isum += q5_k_weight(chunk, j, sb, t) * xb[32 * sb + t];
+            sc_sum += (int32_t)terms[64 + 16 * sb + j] * isum;
+            min_sum += (int32_t)terms[192 + 16 * sb + j] * (bsb[2 * sb] + bsb[2 * sb + 1]);
+        }
+        const float dd = term_half(terms, 0, j) * xd[b];
+        const float dm = term_half(terms, 32, j) * xd[b];
+        const float scaled = (float)sc_sum * dd; /* rounds to nearest-even above 2^24 */
+        const float v = fmaf(-(float)min_sum, dm, scaled);
+        sum += (double)v;
+    }
+    return (float)sum;
+}
+
+AMXQ_DECL_GEMM_FN(amxq_gemm_q5_k_ref)
+{
+    for (int64_t m = m0; m < m1; m++) {
+        for (int64_t p = p0; p < p1; p++) {
+            const uint8_t *panel = amxq_panel(lo, packed, p);
+            for (int j = 0; j < AMXQ_PANEL_N; j++) {
+                const int64_t n = p * AMXQ_PANEL_N + j;
+                if (n >= lo->n)
+                    break;
+                c[m * ldc + n] = dot_q5_k(lo, panel, j, qx, m);
             }
         }
     }

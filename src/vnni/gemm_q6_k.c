@@ -29,6 +29,9 @@ VN_INLINE void q6k_subblock(const struct vn_tile *t, const int R, const int P,
     for (int r = 0; r < R; r++)
         for (int p = 0; p < P; p++)
             ia[r][p] = _mm512_setzero_si512();
+#if defined(__GNUC__) && !defined(AMXQ_SIMD_EMU)
+#pragma GCC unroll 4
+#endif
     for (int L = 4 * g; L < 4 * g + 4; L++) {
         for (int p = 0; p < P; p++) {
             const uint8_t *ql = w[p] + 64 * (16 * h + 8 * (c & 1) + L);
@@ -72,10 +75,15 @@ VN_INLINE void gemm_q6_k_tile(const struct vn_tile *t, const int R, const int P)
         for (int r = 0; r < R; r++)
             for (int p = 0; p < P; p++)
                 isc[r][p] = _mm512_setzero_si512();
-        for (int h = 0; h < 2; h++)
-            for (int g = 0; g < 2; g++)
-                for (int c = 0; c < 4; c++)
-                    q6k_subblock(t, R, P, w, terms, xb, h, c, g, isc);
+                /* Spelled out so that h, c and g are constants in every call: the unpacking then
+                 * has no branches and the sums stay in registers (a loop here is not unrolled by
+                 * gcc). */
+#define Q6K_SUB(h, c, g) q6k_subblock(t, R, P, w, terms, xb, h, c, g, isc)
+        Q6K_SUB(0, 0, 0), Q6K_SUB(0, 1, 0), Q6K_SUB(0, 2, 0), Q6K_SUB(0, 3, 0);
+        Q6K_SUB(0, 0, 1), Q6K_SUB(0, 1, 1), Q6K_SUB(0, 2, 1), Q6K_SUB(0, 3, 1);
+        Q6K_SUB(1, 0, 0), Q6K_SUB(1, 1, 0), Q6K_SUB(1, 2, 0), Q6K_SUB(1, 3, 0);
+        Q6K_SUB(1, 0, 1), Q6K_SUB(1, 1, 1), Q6K_SUB(1, 2, 1), Q6K_SUB(1, 3, 1);
+#undef Q6K_SUB
 
         /* corr = sum_j sc_j * bsums[j], eight vpdpwssd on pairs of sub-blocks */
         __m512i corr[VN_RMAX][VN_PMAX];

@@ -197,6 +197,17 @@ static void gen_block(uint64_t *s, amxq_type type, enum ca_class cls, float row_
         memcpy(blk, &b, sizeof b);
         break;
     }
+    case AMXQ_TYPE_Q5_K: { /* Q4_K's fields, then 32 bytes qh before the 128 qs */
+        amxq_block_q4_k b;
+        b.d = weight_scale(s, cls, 0.00025f * row_scale);
+        b.dmin = weight_scale(s, cls, 0.0003f * row_scale);
+        for (int i = 0; i < 12; i++)
+            b.scales[i] = (uint8_t)rnd(s);
+        memcpy(blk, &b, 16);
+        for (int i = 16; i < 176; i++)
+            blk[i] = zero_quants ? 0 : (uint8_t)rnd(s);
+        break;
+    }
     case AMXQ_TYPE_Q4_K:
     default: {
         amxq_block_q4_k b;

@@ -91,9 +91,9 @@ static inline float fz_randf(uint64_t *s)
 }
 
 /* The ggml types, in a fixed order for carving. */
-#define FZ_NTYPES 5
+#define FZ_NTYPES 6
 static const amxq_type fz_types[FZ_NTYPES] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                              AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K};
+                                              AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K};
 
 /* The type a carved byte names: bytes below 232 keep the first four types' mapping (b % 4), so
  * the corpus saved before the later types keeps its meaning; 232..247 name the later types. */
@@ -205,13 +205,15 @@ static inline void fz_oracle(amxq_type type, const uint8_t *w, const uint8_t *a,
                 g += fabs(t1);
             }
         }
-    } else if (type == AMXQ_TYPE_Q4_K) {
-        for (int64_t b = 0; b < k / 256; b++, w += 144, a += 292) {
+    } else if (type == AMXQ_TYPE_Q4_K || type == AMXQ_TYPE_Q5_K) {
+        /* Q5_K: Q4_K's fields with 32 bytes of qh before the quants, bit j of qh[i] the fifth */
+        const int q5 = type == AMXQ_TYPE_Q5_K;
+        for (int64_t b = 0; b < k / 256; b++, w += q5 ? 176 : 144, a += 292) {
             float dxf;
             memcpy(&dxf, a, 4);
             const double d = fz_half_to_double(fz_rd16(w)),
                          dmin = fz_half_to_double(fz_rd16(w + 2)), dx = dxf;
-            const uint8_t *sc = w + 4, *qs = w + 16;
+            const uint8_t *sc = w + 4, *qs = w + (q5 ? 48 : 16), *qh = w + 16;
             const int8_t *qx = (const int8_t *)(a + 4);
             for (int j = 0; j < 8; j++) {
                 int s, mn;
@@ -224,7 +226,9 @@ static inline void fz_oracle(amxq_type type, const uint8_t *w, const uint8_t *a,
                 }
                 long dot = 0, sum = 0;
                 for (int i = 0; i < 32; i++) {
-                    const int nib = (j & 1) ? qs[32 * (j / 2) + i] >> 4 : qs[32 * (j / 2) + i] & 15;
+                    int nib = (j & 1) ? qs[32 * (j / 2) + i] >> 4 : qs[32 * (j / 2) + i] & 15;
+                    if (q5)
+                        nib |= ((qh[i] >> j) & 1) << 4;
                     dot += nib * qx[32 * j + i];
                     sum += qx[32 * j + i];
                 }
