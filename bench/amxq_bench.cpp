@@ -98,8 +98,8 @@ const int64_t kScalarM[] = {1, 2, 4, 8, 16, 32, 64, 128};
 /* The emulators are test vehicles, slower still. */
 const int64_t kEmuM[] = {1, 8};
 
-const amxq_type kTypes[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                            AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K};
+const amxq_type kTypes[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,  AMXQ_TYPE_Q4_K,
+                            AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS};
 
 const char *type_label(amxq_type t)
 {
@@ -116,6 +116,8 @@ const char *type_label(amxq_type t)
         return "Q6_K";
     case AMXQ_TYPE_Q5_K:
         return "Q5_K";
+    case AMXQ_TYPE_IQ4_XS:
+        return "IQ4_XS";
     }
     return "?";
 }
@@ -815,6 +817,7 @@ size_t act_row_bytes(amxq_type type, int64_t k)
     case AMXQ_TYPE_Q4_K:
     case AMXQ_TYPE_Q6_K:
     case AMXQ_TYPE_Q5_K:
+    case AMXQ_TYPE_IQ4_XS:
         return (size_t)(k / 256) * 292;
     default:
         return (size_t)(k / 32) * 34;

@@ -6,7 +6,7 @@
  *     C[m][n] = sum_k X[m][k] * W[n][k]        (m < M, n < N, k < K)
  *
  * for f32 activations X and weights W given in ggml's block formats (Q4_0,
- * Q4_1, Q8_0, Q4_K, Q5_K, Q6_K). Weights are packed once into a self-describing layout
+ * Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS). Weights are packed once into a self-describing layout
  * made for AMX tiles and AVX-512 VNNI; every product then runs on the best
  * kernel this CPU and OS allow (AMX, AVX-512 VNNI, or portable C), chosen at
  * run time. Numerics follow ggml's CPU path: activations are quantized per
@@ -130,23 +130,24 @@ AMXQ_API const char *amxq_status_str(amxq_status status);
 /* The weight types. The values are ggml's `enum ggml_type` values, so an engine can pass its own
  * type through unchanged. */
 typedef enum amxq_type {
-    AMXQ_TYPE_Q4_0 = 2,  /* 32 weights in 18 bytes; activations as Q8_0 */
-    AMXQ_TYPE_Q4_1 = 3,  /* 32 weights in 20 bytes; activations as Q8_1 */
-    AMXQ_TYPE_Q8_0 = 8,  /* 32 weights in 34 bytes; activations as Q8_0 */
-    AMXQ_TYPE_Q4_K = 12, /* 256 weights in 144 bytes; activations as Q8_K */
-    AMXQ_TYPE_Q5_K = 13, /* 256 weights in 176 bytes; activations as Q8_K */
-    AMXQ_TYPE_Q6_K = 14  /* 256 weights in 210 bytes; activations as Q8_K */
+    AMXQ_TYPE_Q4_0 = 2,   /* 32 weights in 18 bytes; activations as Q8_0 */
+    AMXQ_TYPE_Q4_1 = 3,   /* 32 weights in 20 bytes; activations as Q8_1 */
+    AMXQ_TYPE_Q8_0 = 8,   /* 32 weights in 34 bytes; activations as Q8_0 */
+    AMXQ_TYPE_Q4_K = 12,  /* 256 weights in 144 bytes; activations as Q8_K */
+    AMXQ_TYPE_Q5_K = 13,  /* 256 weights in 176 bytes; activations as Q8_K */
+    AMXQ_TYPE_Q6_K = 14,  /* 256 weights in 210 bytes; activations as Q8_K */
+    AMXQ_TYPE_IQ4_XS = 23 /* 256 weights in 136 bytes; activations as Q8_K */
 } amxq_type;
 
-/** amxq_type_name() : "q4_0", "q4_1", "q8_0", "q4_k", "q5_k", "q6_k"; NULL for a value that is
- *  not an amxq_type. */
+/** amxq_type_name() : "q4_0", "q4_1", "q8_0", "q4_k", "q5_k", "q6_k", "iq4_xs"; NULL for a value
+ *  that is not an amxq_type. */
 AMXQ_API const char *amxq_type_name(amxq_type type);
 
 /** amxq_type_block() : weights per ggml block (32; 256 for the K types); 0 for an unknown type. */
 AMXQ_API int64_t amxq_type_block(amxq_type type);
 
-/** amxq_type_block_bytes() : bytes per ggml block (18, 20, 34, 144, 176, 210); 0 for an unknown
- *  type. */
+/** amxq_type_block_bytes() : bytes per ggml block (18, 20, 34, 144, 176, 210, 136); 0 for an
+ *  unknown type. */
 AMXQ_API size_t amxq_type_block_bytes(amxq_type type);
 
 /** amxq_ggml_size() : bytes of N ggml rows of K weights; 0 for an impossible shape (N or K not
@@ -293,6 +294,9 @@ AMXQ_API amxq_status amxq_matmul_ex(const void *packed, const float *x, int64_t 
  *     I  = sum_j sc_j * (sum (q_w - 32) * q_x over j)     int32 (q_w the 6-bit value, 0..63)
  *     v  = (float)I * (d * d_x)                            (float)I rounds when >= 2^24
  *     S  = S + (double)v
+ *   IQ4_XS (super-blocks of 256, sub-blocks i = 0..7 of 32, 6-bit scales ls_i, levels kv[]):
+ *     I  = sum_i (ls_i - 32) * (sum kv[q_w] * q_x over i)     int32 (kv: ggml's kvalues_iq4nl)
+ *     v  = (float)I * (d * d_x),  S = S + (double)v           as Q6_K
  *   C[m][n] = (float)S                          a and S start at +0
  *
  * This holds in the default floating-point environment (round to nearest, MXCSR's FTZ and DAZ

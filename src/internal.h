@@ -36,7 +36,8 @@
     X(Q8_0, q8_0, 32, 34, q8_0)                                                                    \
     X(Q4_K, q4_k, 256, 144, q8_k)                                                                  \
     X(Q6_K, q6_k, 256, 210, q8_k)                                                                  \
-    X(Q5_K, q5_k, 256, 176, q8_k)
+    X(Q5_K, q5_k, 256, 176, q8_k)                                                                  \
+    X(IQ4_XS, iq4_xs, 256, 136, q8_k)
 
 /* Dense index of a type, for table slots. */
 enum amxq_type_index {
@@ -53,7 +54,8 @@ int amxq_type_index(amxq_type type);
  * super-block types, Q8_1 for the types with a min, else Q8_0. */
 static inline int amxq_type_act_q8_k(amxq_type type)
 {
-    return type == AMXQ_TYPE_Q4_K || type == AMXQ_TYPE_Q5_K || type == AMXQ_TYPE_Q6_K;
+    return type == AMXQ_TYPE_Q4_K || type == AMXQ_TYPE_Q5_K || type == AMXQ_TYPE_Q6_K ||
+           type == AMXQ_TYPE_IQ4_XS;
 }
 static inline int amxq_type_act_q8_1(amxq_type type)
 {
@@ -181,6 +183,9 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
  *   Q5_K:       ggml's qh (32 B) and qs (128 B), contiguous in the block, as one run of 160 bytes
  *               -> 40 lines (2560 B): lines 0..7 qh, then Q4_K's four runs of 8 lines. Sub-block
  *               j's weight l is the nibble of run j / 2 with bit j of qh[l] as bit 4.
+ *   IQ4_XS:     qs (128 B) -> 32 lines (2048 B); sub-block i (32 weights) is lines 4i..4i+3,
+ *               low nibbles its weights 0..15, high nibbles 16..31 (Q4_0's order), each an index
+ *               into ggml's kvalues_iq4nl.
  *   Q6_K:       ggml's ql (128 B) and qh (64 B), contiguous in the block, as one run of 192
  *               bytes -> 48 lines (3072 B): lines 0..31 ql, 32..47 qh. In half h (128 weights),
  *               line L < 8 of ql (16h + L), ql (16h + 8 + L) and qh (32 + 8h + L) hold the same
@@ -195,19 +200,22 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
  *         (sc, m: the 6-bit sub-block scales and mins, unpacked; [sub-block][row])
  *   Q5_K: as Q4_K                                                                  320 B
  *   Q6_K: uint16 d[16], int8 sc[16][16] ([sub-block of 16][row])                 288 B
+ *   IQ4_XS: uint16 d[16], int8 ls[8][16] (the 6-bit scales minus 32, unpacked)   160 B
  */
-#define AMXQ_CHUNK_Q4_0 256
-#define AMXQ_CHUNK_Q4_1 256
-#define AMXQ_CHUNK_Q8_0 512
-#define AMXQ_CHUNK_Q4_K 2048
-#define AMXQ_TERMS_Q4_0 32
-#define AMXQ_TERMS_Q4_1 64
-#define AMXQ_TERMS_Q8_0 32
-#define AMXQ_TERMS_Q4_K 320
-#define AMXQ_CHUNK_Q6_K 3072
-#define AMXQ_TERMS_Q6_K 288
-#define AMXQ_CHUNK_Q5_K 2560
-#define AMXQ_TERMS_Q5_K 320
+#define AMXQ_CHUNK_Q4_0   256
+#define AMXQ_CHUNK_Q4_1   256
+#define AMXQ_CHUNK_Q8_0   512
+#define AMXQ_CHUNK_Q4_K   2048
+#define AMXQ_TERMS_Q4_0   32
+#define AMXQ_TERMS_Q4_1   64
+#define AMXQ_TERMS_Q8_0   32
+#define AMXQ_TERMS_Q4_K   320
+#define AMXQ_CHUNK_Q6_K   3072
+#define AMXQ_TERMS_Q6_K   288
+#define AMXQ_CHUNK_Q5_K   2560
+#define AMXQ_TERMS_Q5_K   320
+#define AMXQ_CHUNK_IQ4_XS 2048
+#define AMXQ_TERMS_IQ4_XS 160
 
 /* ---- Quantized activations (the workspace) -------------------------------------------------- */
 

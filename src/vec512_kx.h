@@ -73,4 +73,26 @@ VN_INLINE __m512i vn_q5_k_line(__m512i qs, __m512i qh, const int j)
     return _mm512_or_si512(_mm512_and_si512(lo, low4), _mm512_and_si512(h, bit4));
 }
 
+/* IQ4_XS / IQ4_NL: the nibbles of a packed line through a 16-entry byte table (vpshufb, the same
+ * table in each 128-bit lane): `tbl` holds ggml's kvalues_iq4nl, or those + 128 for vpdpbusd's
+ * unsigned operand. high selects the high nibbles. */
+VN_INLINE __m512i vn_iq4_line(__m512i line, __m512i tbl, const int high)
+{
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i nib =
+        high ? _mm512_and_si512(_mm512_srli_epi16(line, 4), low4) : _mm512_and_si512(line, low4);
+    return _mm512_shuffle_epi8(tbl, nib);
+}
+
+/* ggml's kvalues_iq4nl in every 128-bit lane, plus `bias` (0, or 128 to make them unsigned). */
+VN_INLINE __m512i vn_iq4_table(const int bias)
+{
+    static const int8_t kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                  1,    13,   25,  38,  53,  69,  89,  113};
+    int8_t t[64];
+    for (int i = 0; i < 64; i++)
+        t[i] = (int8_t)(uint8_t)((uint8_t)kv[i % 16] + (uint8_t)bias);
+    return _mm512_loadu_si512(t);
+}
+
 #endif /* AMXQ_VEC512_KX_H */

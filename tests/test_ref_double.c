@@ -104,6 +104,24 @@ static void deq_weights(amxq_type t, const uint8_t *b, int64_t k, double *w)
         }
         return;
     }
+    if (t == AMXQ_TYPE_IQ4_XS) { /* as ggml's dequantize_row_iq4_xs */
+        static const int kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                   1,    13,   25,  38,  53,  69,  89,  113};
+        for (int64_t i = 0; i < k / 256; i++, b += 136) {
+            const double d = half(b);
+            const unsigned sh = (unsigned)b[2] | (unsigned)b[3] << 8;
+            for (int ib = 0; ib < 8; ib++) {
+                const int ls = ((b[4 + ib / 2] >> 4 * (ib % 2)) & 15) | ((sh >> 2 * ib) & 3) << 4;
+                const double dl = d * (ls - 32);
+                const uint8_t *qs = b + 8 + 16 * ib;
+                for (int j = 0; j < 16; j++) {
+                    w[256 * i + 32 * ib + j] = dl * kv[qs[j] & 15];
+                    w[256 * i + 32 * ib + 16 + j] = dl * kv[qs[j] >> 4];
+                }
+            }
+        }
+        return;
+    }
     if (t == AMXQ_TYPE_Q5_K) { /* as ggml's dequantize_row_q5_K walks it: masks u1, u2 on qh */
         for (int64_t i = 0; i < k / 256; i++, b += 176) {
             const double d = half(b), dmin = half(b + 2);
@@ -217,10 +235,11 @@ static void gen_weights(amxq_type t, uint8_t *g, int64_t n, int64_t k, int varie
             for (size_t j = 0; j < bb; j++)
                 b[j] = (uint8_t)(rnd() >> 56);
             const double d = rs * 0.003 * (0.25 + fabs(rnd_u())) * (rnd() & 1 ? 1 : -1);
-            put_half(b, t == AMXQ_TYPE_Q8_0   ? d / 16
-                        : t == AMXQ_TYPE_Q4_K ? d / 8
-                        : t == AMXQ_TYPE_Q5_K ? d / 16
-                                              : d);
+            put_half(b, t == AMXQ_TYPE_Q8_0     ? d / 16
+                        : t == AMXQ_TYPE_Q4_K   ? d / 8
+                        : t == AMXQ_TYPE_Q5_K   ? d / 16
+                        : t == AMXQ_TYPE_IQ4_XS ? d / 64
+                                                : d);
             if (t == AMXQ_TYPE_Q4_1)
                 put_half(b + 2, -8 * d * fabs(rnd_u()));
             if (t == AMXQ_TYPE_Q4_K || t == AMXQ_TYPE_Q5_K)
@@ -333,8 +352,9 @@ int main(int argc, char **argv)
 {
     rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 20261123;
     printf("test_ref_double: seed %llu\n", (unsigned long long)rng_state);
-    static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                      AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K};
+    static const amxq_type types[] = {AMXQ_TYPE_Q4_0,  AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
+                                      AMXQ_TYPE_Q4_K,  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
+                                      AMXQ_TYPE_IQ4_XS};
     int fails = 0;
     for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
         const amxq_type t = types[ti];

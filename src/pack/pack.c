@@ -31,6 +31,8 @@ static struct block_fields fields_of(amxq_type type)
         return (struct block_fields){0, 2, SIZE_MAX, 4, 16};
     case AMXQ_TYPE_Q8_0:
         return (struct block_fields){0, SIZE_MAX, SIZE_MAX, 2, 32};
+    case AMXQ_TYPE_IQ4_XS: /* d, scales_h and scales_l (6 bytes at 2), qs */
+        return (struct block_fields){0, SIZE_MAX, 2, 8, 128};
     case AMXQ_TYPE_Q5_K: /* Q4_K's fields; qh and qs are one run of 160 bytes */
         return (struct block_fields){0, 2, 4, 16, 160};
     case AMXQ_TYPE_Q6_K: /* ql and qh are one run of 192 bytes; scales[16] int8; d last */
@@ -69,6 +71,29 @@ static void q4k_scales_encode(const uint8_t sc[8], const uint8_t m[8], uint8_t s
     }
 }
 
+/* IQ4_XS: scales_h (u16) and scales_l[4] <-> the 8 6-bit scales ls_i, stored as ls_i - 32
+ * (docs/design.md §2). 48 bits either way: a bijection. */
+static void iq4xs_scales_decode(const uint8_t s[6], int8_t ls[8])
+{
+    const unsigned h = (unsigned)s[0] | (unsigned)s[1] << 8;
+    for (int i = 0; i < 8; i++)
+        ls[i] =
+            (int8_t)((int)(((s[2 + i / 2] >> 4 * (i % 2)) & 15) | ((h >> 2 * i) & 3) << 4) - 32);
+}
+
+static void iq4xs_scales_encode(const int8_t ls[8], uint8_t s[6])
+{
+    unsigned h = 0;
+    memset(s, 0, 6);
+    for (int i = 0; i < 8; i++) {
+        const unsigned v = (unsigned)(ls[i] + 32) & 63;
+        s[2 + i / 2] |= (uint8_t)((v & 15) << 4 * (i % 2));
+        h |= (v >> 4) << 2 * i;
+    }
+    s[0] = (uint8_t)h;
+    s[1] = (uint8_t)(h >> 8);
+}
+
 void amxq_pack_panels(const amxq_layout *lo, const uint8_t *ggml_rows, uint8_t *packed, int64_t p0,
                       int64_t p1)
 {
@@ -102,6 +127,13 @@ void amxq_pack_panels(const amxq_layout *lo, const uint8_t *ggml_rows, uint8_t *
                     break;
                 case AMXQ_TYPE_Q8_0:
                     break;
+                case AMXQ_TYPE_IQ4_XS: { /* ls[8][16], int8 ls - 32 */
+                    int8_t ls[8];
+                    iq4xs_scales_decode(blk + f.scales, ls);
+                    for (int s = 0; s < 8; s++)
+                        memcpy(&terms[32 + 16 * s + j], &ls[s], 1);
+                    break;
+                }
                 case AMXQ_TYPE_Q6_K: /* sc[16][16], int8 as in ggml */
                     for (int s = 0; s < 16; s++)
                         terms[32 + 16 * s + j] = blk[f.scales + (size_t)s];
@@ -154,6 +186,12 @@ void amxq_unpack_panels(const amxq_layout *lo, const uint8_t *packed, uint8_t *g
                         m[s] = terms[192 + 16 * s + j];
                     }
                     q4k_scales_encode(sc, m, blk + f.scales);
+                }
+                if (lo->type == AMXQ_TYPE_IQ4_XS) {
+                    int8_t ls[8];
+                    for (int s = 0; s < 8; s++)
+                        memcpy(&ls[s], &terms[32 + 16 * s + j], 1);
+                    iq4xs_scales_encode(ls, blk + f.scales);
                 }
                 if (lo->type == AMXQ_TYPE_Q6_K)
                     for (int s = 0; s < 16; s++)

@@ -1,8 +1,8 @@
 /*
- * Reference products for the weight types added after the first four (issue 14): Q6_K, Q5_K.
- * Same rules as src/ref/gemm.c: one output at a time, every weight fetched through the documented
- * packed layout (src/internal.h), exact int32 sums, then the numeric contract's float steps
- * (include/amxq.h, "Numeric contract"; docs/design.md §1) written out one rounding per C
+ * Reference products for the weight types added after the first four (issue 14): Q6_K, Q5_K,
+ * IQ4_XS. Same rules as src/ref/gemm.c: one output at a time, every weight fetched through the
+ * documented packed layout (src/internal.h), exact int32 sums, then the numeric contract's float
+ * steps (include/amxq.h, "Numeric contract"; docs/design.md §1) written out one rounding per C
  * operation. Every other family must reproduce these bits.
  */
 #include <math.h>
@@ -131,6 +131,55 @@ AMXQ_DECL_GEMM_FN(amxq_gemm_q5_k_ref)
                 if (n >= lo->n)
                     break;
                 c[m * ldc + n] = dot_q5_k(lo, panel, j, qx, m);
+            }
+        }
+    }
+}
+
+/* ggml's kvalues_iq4nl: the 16 levels of the non-linear 4-bit types (docs/design.md §2). */
+static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                      1,    13,   25,  38,  53,  69,  89,  113};
+
+/* One output for IQ4_XS: per super-block I = sum_i (ls_i - 32) * sum kv[q_w] * q_x over the 32
+ * weights of sub-block i, exact in int32 (|I| < 2^28), then v = float(I) * (d * d_x) into double.
+ * Sub-block i is 16 bytes of qs (packed lines 4i..4i+3): low nibbles weights 0..15, high 16..31. */
+static float dot_iq4_xs(const amxq_layout *lo, const uint8_t *panel, int j, const amxq_qx *qx,
+                        int64_t m)
+{
+    const int8_t *xq = qx->qs + m * qx->ld_qs;
+    const float *xd = qx->d + m * qx->ld_d;
+    double sum = 0.0;
+    for (int64_t b = 0; b < lo->k_blocks; b++) {
+        const uint8_t *chunk = panel + (size_t)b * lo->chunk_bytes;
+        const uint8_t *terms = panel + lo->terms_offset + (size_t)b * lo->terms_bytes;
+        const int8_t *xb = xq + b * AMXQ_QK_K;
+        int32_t isum = 0;
+        for (int sb = 0; sb < 8; sb++) {
+            int32_t s = 0;
+            for (int t = 0; t < 16; t++) {
+                const uint8_t q = chunk_byte(chunk, j, 16 * sb + t);
+                s += iq4_levels[q & 15] * xb[32 * sb + t];
+                s += iq4_levels[q >> 4] * xb[32 * sb + 16 + t];
+            }
+            isum += (int32_t)(int8_t)terms[32 + 16 * sb + j] * s; /* ls - 32 */
+        }
+        const float dd = term_half(terms, 0, j) * xd[b];
+        const float v = (float)isum * dd; /* (float)isum rounds to nearest-even above 2^24 */
+        sum += (double)v;
+    }
+    return (float)sum;
+}
+
+AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_xs_ref)
+{
+    for (int64_t m = m0; m < m1; m++) {
+        for (int64_t p = p0; p < p1; p++) {
+            const uint8_t *panel = amxq_panel(lo, packed, p);
+            for (int j = 0; j < AMXQ_PANEL_N; j++) {
+                const int64_t n = p * AMXQ_PANEL_N + j;
+                if (n >= lo->n)
+                    break;
+                c[m * ldc + n] = dot_iq4_xs(lo, panel, j, qx, m);
             }
         }
     }

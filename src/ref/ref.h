@@ -17,8 +17,9 @@ AMXQ_DECL_GEMM_FN(amxq_gemm_q4_0_ref);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_1_ref);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q8_0_ref);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_k_ref);
-AMXQ_DECL_GEMM_FN(amxq_gemm_q6_k_ref); /* src/ref/gemm_kx.c */
-AMXQ_DECL_GEMM_FN(amxq_gemm_q5_k_ref); /* src/ref/gemm_kx.c */
+AMXQ_DECL_GEMM_FN(amxq_gemm_q6_k_ref);   /* src/ref/gemm_kx.c */
+AMXQ_DECL_GEMM_FN(amxq_gemm_q5_k_ref);   /* src/ref/gemm_kx.c */
+AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_xs_ref); /* src/ref/gemm_kx.c */
 
 /* One row of k floats into ggml's activation blocks, byte for byte as ggml's x86 CPU path writes
  * them (k a multiple of the block): Q8_0 (34 B / 32), Q8_1 (36 B / 32), Q8_K (292 B / 256). */

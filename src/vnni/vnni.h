@@ -29,5 +29,6 @@ AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q8_0));
 AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q4_k));
 AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q6_k));
 AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q5_k));
+AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_iq4_xs));
 
 #endif /* AMXQ_VNNI_VNNI_H */

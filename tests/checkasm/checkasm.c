@@ -208,6 +208,15 @@ static void gen_block(uint64_t *s, amxq_type type, enum ca_class cls, float row_
             blk[i] = zero_quants ? 0 : (uint8_t)rnd(s);
         break;
     }
+    case AMXQ_TYPE_IQ4_XS: { /* d, 6 bytes of 6-bit scales (every pattern valid), 128 qs */
+        const uint16_t d = weight_scale(s, cls, 0.00001f * row_scale);
+        memcpy(blk, &d, 2);
+        for (int i = 2; i < 8; i++)
+            blk[i] = (uint8_t)rnd(s);
+        for (int i = 8; i < 136; i++)
+            blk[i] = zero_quants ? 0x88 : (uint8_t)rnd(s); /* nibble 8: level 1, the smallest */
+        break;
+    }
     case AMXQ_TYPE_Q4_K:
     default: {
         amxq_block_q4_k b;

@@ -91,9 +91,10 @@ static inline float fz_randf(uint64_t *s)
 }
 
 /* The ggml types, in a fixed order for carving. */
-#define FZ_NTYPES 6
-static const amxq_type fz_types[FZ_NTYPES] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                              AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K};
+#define FZ_NTYPES 7
+static const amxq_type fz_types[FZ_NTYPES] = {AMXQ_TYPE_Q4_0,  AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
+                                              AMXQ_TYPE_Q4_K,  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
+                                              AMXQ_TYPE_IQ4_XS};
 
 /* The type a carved byte names: bytes below 232 keep the first four types' mapping (b % 4), so
  * the corpus saved before the later types keeps its meaning; 232..247 name the later types. */
@@ -184,7 +185,27 @@ static inline void fz_oracle(amxq_type type, const uint8_t *w, const uint8_t *a,
                              double *exact, double *mag)
 {
     double v = 0, g = 0;
-    if (type == AMXQ_TYPE_Q6_K) { /* ggml's dequantize_row_q6_K order: halves of 128 */
+    if (type == AMXQ_TYPE_IQ4_XS) { /* ggml's dequantize_row_iq4_xs: 8 sub-blocks of 32 */
+        static const int kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                   1,    13,   25,  38,  53,  69,  89,  113};
+        for (int64_t b = 0; b < k / 256; b++, w += 136, a += 292) {
+            float dxf;
+            memcpy(&dxf, a, 4);
+            const double d = fz_half_to_double(fz_rd16(w)), dx = dxf;
+            const unsigned sh = fz_rd16(w + 2);
+            const int8_t *qx = (const int8_t *)(a + 4);
+            for (int i = 0; i < 8; i++) {
+                const int ls = ((w[4 + i / 2] >> 4 * (i % 2)) & 15) | ((sh >> 2 * i) & 3) << 4;
+                const uint8_t *qs = w + 8 + 16 * i;
+                long dot = 0;
+                for (int l = 0; l < 16; l++)
+                    dot += kv[qs[l] & 15] * qx[32 * i + l] + kv[qs[l] >> 4] * qx[32 * i + 16 + l];
+                const double t1 = d * dx * (ls - 32) * (double)dot;
+                v += t1;
+                g += fabs(t1);
+            }
+        }
+    } else if (type == AMXQ_TYPE_Q6_K) { /* ggml's dequantize_row_q6_K order: halves of 128 */
         for (int64_t b = 0; b < k / 256; b++, w += 210, a += 292) {
             float dxf;
             memcpy(&dxf, a, 4);
