@@ -62,7 +62,7 @@ static inline int amxq_type_act_q8_1(amxq_type type)
     return type == AMXQ_TYPE_Q4_1;
 }
 
-/* ---- ggml block formats (DESIGN.md §2) ------------------------------------------------------ */
+/* ---- ggml block formats (docs/design.md §2) ------------------------------------------------- */
 
 /* These describe ggml's bytes. ggml rows handed to amxq may be unaligned: read them with memcpy,
  * never by dereferencing these structs at an arbitrary address. */

@@ -51,7 +51,7 @@ size_t amxq_ggml_fp16_fields(amxq_type type, size_t off[2])
     return f.m == SIZE_MAX ? 1 : 2;
 }
 
-/* Q4_K: 12 bytes <-> 8 scales and 8 mins of 6 bits (DESIGN.md §2). */
+/* Q4_K: 12 bytes <-> 8 scales and 8 mins of 6 bits (docs/design.md §2). */
 static void q4k_scales_decode(const uint8_t s[12], uint8_t sc[8], uint8_t m[8])
 {
     for (int j = 0; j < 4; j++) {

@@ -1,6 +1,6 @@
 /*
- * The tile layer the AMX kernels are written against (DESIGN.md §7). Each operation compiles to
- * the real instruction (AMX-TILE / AMX-INT8 intrinsics; tile numbers must be integer constants,
+ * The tile layer the AMX kernels are written against (docs/design.md §7). Each operation compiles
+ * to the real instruction (AMX-TILE / AMX-INT8 intrinsics; tile numbers must be integer constants,
  * hence macros) or, with AMXQ_TILE_EMU defined, to a call into the tile emulator (emu.h).
  *
  * GCC 12 implements _tile_loadd as an asm statement that does not tell the compiler it reads
