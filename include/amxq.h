@@ -72,7 +72,7 @@ extern "C" {
 /* MAJOR changes break the API or ABI; MINOR adds to them; PATCH fixes. The build reads these
  * three lines to version the shared library, so keep their form. */
 #define AMXQ_VERSION_MAJOR 0
-#define AMXQ_VERSION_MINOR 1
+#define AMXQ_VERSION_MINOR 2
 #define AMXQ_VERSION_PATCH 0
 #define AMXQ_VERSION_NUMBER                                                                        \
     (AMXQ_VERSION_MAJOR * 10000 + AMXQ_VERSION_MINOR * 100 + AMXQ_VERSION_PATCH)
@@ -92,7 +92,7 @@ extern "C" {
 /** amxq_version_number() : the library's AMXQ_VERSION_NUMBER, to catch header/library skew. */
 AMXQ_API unsigned amxq_version_number(void);
 
-/** amxq_version_string() : the library's AMXQ_VERSION_STRING, e.g. "0.1.0". Never NULL. */
+/** amxq_version_string() : the library's AMXQ_VERSION_STRING, e.g. "0.2.0". Never NULL. */
 AMXQ_API const char *amxq_version_string(void);
 
 /* ---- Status --------------------------------------------------------------------------------- */
