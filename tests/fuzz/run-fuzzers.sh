@@ -7,10 +7,10 @@
 # --merge  afterwards, merge the inputs that added coverage into tests/fuzz/corpus/<target>/
 #          (libFuzzer -merge=1: only inputs that add coverage, under hash names). Without it the
 #          checked-in corpus is only read.
-# TARGET   packed, roundtrip, shapes (default: all three, one after the other).
+# TARGET   packed, roundtrip, shapes, matmul_id (default: all four, one after the other).
 #
-# Everything is built under $AMXQ_FUZZ_DIR (default /tmp/amxq-fuzz): the library as a static
-# archive instrumented with -fsanitize=fuzzer-no-link,address,undefined (its own meson build
+# Everything is built under $AMXQ_FUZZ_DIR (default /tmp/amxq-fuzz): the test-only library (the
+# product plus the emulated families, src/meson.build) as a static archive instrumented with -fsanitize=fuzzer-no-link,address,undefined (its own meson build
 # directory, lib/), one binary per target, a working corpus per target (corpus/<target>, seeded
 # from the checked-in one), logs (<target>.log, with libFuzzer's final stats) and crash inputs
 # (artifacts/). CC (default clang) must support -fsanitize=fuzzer. Exits non-zero if any target
@@ -28,11 +28,11 @@ targets=
 for a in "$@"; do
     case $a in
     --merge) merge=1 ;;
-    packed | roundtrip | shapes) targets="$targets $a" ;;
+    packed | roundtrip | shapes | matmul_id) targets="$targets $a" ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
     esac
 done
-[ -n "$targets" ] || targets="packed roundtrip shapes"
+[ -n "$targets" ] || targets="packed roundtrip shapes matmul_id"
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
 out=${AMXQ_FUZZ_DIR:-/tmp/amxq-fuzz}
@@ -46,11 +46,11 @@ if [ ! -f "$out/lib/build.ninja" ]; then
         -Dtests=false -Dexamples=false -Dbench=disabled >"$out/meson-setup.log" 2>&1 ||
         { cat "$out/meson-setup.log"; exit 1; }
 fi
-ninja -C "$out/lib" src/libamxq.a >"$out/ninja.log" 2>&1 || { cat "$out/ninja.log"; exit 1; }
+ninja -C "$out/lib" src/libamxq_test.a >"$out/ninja.log" 2>&1 || { cat "$out/ninja.log"; exit 1; }
 
 cfg="$out/lib/src/amxq_config.h"
 defs=""
-libs="-lpthread -lm"
+libs="-lpthread -lm -ldl"
 grep -q '^#define AMXQ_KERNELS_AMX_EMU 1' "$cfg" && defs="-DFZ_HAVE_TEMU"
 grep -q '^#define AMXQ_HAVE_NUMA 1' "$cfg" && libs="$libs -lnuma"
 
@@ -62,12 +62,13 @@ for t in $targets; do
     packed) maxlen=65536 lenctl=0 ;;
     roundtrip) maxlen=4096 lenctl=100 ;;
     shapes) maxlen=64 lenctl=100 ;;
+    matmul_id) maxlen=256 lenctl=100 ;;
     esac
     bin="$out/fuzz_$t"
     # shellcheck disable=SC2086
     $cc -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         -I"$src/include" -I"$src/src" -I"$out/lib/src" -I"$out/lib" $defs \
-        "$src/tests/fuzz/fuzz_$t.c" "$out/lib/src/libamxq.a" $libs -o "$bin"
+        "$src/tests/fuzz/fuzz_$t.c" "$out/lib/src/libamxq_test.a" $libs -o "$bin"
     mkdir -p "$out/corpus/$t"
     echo "== fuzz_$t: ${secs}s (log: $out/$t.log)"
     if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
