@@ -23,6 +23,9 @@
  *     nothing is written outside the buffers the caller passed.
  *   - All calls are thread safe. A packed weight is read-only after packing
  *     and may be used by any number of threads at once.
+ *   - Kernels keep their per-call scratch on the calling thread's stack: up
+ *     to about 80 KiB for the AMX kernels. Threads that run products need a
+ *     stack of at least 256 KiB (glibc's default is 8 MiB; musl's is 128 KiB).
  *
  * Example: pack a Q4_0 weight of N rows by K, then multiply M rows of X.
  *
