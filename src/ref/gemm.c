@@ -15,21 +15,8 @@
 #include <string.h>
 
 #include "ref/fp16.h"
+#include "ref/packed_dot.h"
 #include "ref/ref.h"
-
-/* Byte t of row j's ggml quants of one block (or of one 32-byte Q4_K run) in an interleaved chunk:
- * line t/4, byte 4*j + t%4. */
-static uint8_t chunk_byte(const uint8_t *chunk, int j, int t)
-{
-    return chunk[(t / 4) * 64 + 4 * j + (t % 4)];
-}
-
-static uint16_t term_u16(const uint8_t *terms, size_t off, int j)
-{
-    uint16_t v;
-    memcpy(&v, terms + off + 2 * (size_t)j, sizeof v);
-    return v;
-}
 
 static const uint8_t *block_chunk(const amxq_layout *lo, const uint8_t *panel, int64_t b)
 {
@@ -56,19 +43,19 @@ static float dot_32(const amxq_layout *lo, const uint8_t *panel, int j, const am
         const uint8_t *chunk = block_chunk(lo, panel, b);
         const uint8_t *terms = block_terms(lo, panel, b);
         const int8_t *xb = xq + b * AMXQ_QK;
-        const float dw = amxq_fp16_to_fp32(term_u16(terms, 0, j));
+        const float dw = amxq_ref_term_half(terms, 0, j);
         int32_t isum = 0;
         switch (lo->type) {
         case AMXQ_TYPE_Q4_0:
             for (int t = 0; t < 16; t++) {
-                const uint8_t q = chunk_byte(chunk, j, t);
+                const uint8_t q = amxq_ref_chunk_byte(chunk, j, t);
                 isum += ((int32_t)(q & 15) - 8) * xb[t];
                 isum += ((int32_t)(q >> 4) - 8) * xb[t + 16];
             }
             break;
         case AMXQ_TYPE_Q4_1:
             for (int t = 0; t < 16; t++) {
-                const uint8_t q = chunk_byte(chunk, j, t);
+                const uint8_t q = amxq_ref_chunk_byte(chunk, j, t);
                 isum += (int32_t)(q & 15) * xb[t];
                 isum += (int32_t)(q >> 4) * xb[t + 16];
             }
@@ -76,14 +63,14 @@ static float dot_32(const amxq_layout *lo, const uint8_t *panel, int j, const am
         case AMXQ_TYPE_Q8_0:
         default:
             for (int t = 0; t < 32; t++)
-                isum += (int32_t)(int8_t)chunk_byte(chunk, j, t) * xb[t];
+                isum += (int32_t)(int8_t)amxq_ref_chunk_byte(chunk, j, t) * xb[t];
             break;
         }
         /* |isum| < 2^24 for these types: the conversion is exact */
         const float scale = dw * xd[b];
         acc = fmaf((float)isum, scale, acc);
         if (lo->type == AMXQ_TYPE_Q4_1) {
-            const float mw = amxq_fp16_to_fp32(term_u16(terms, 32, j));
+            const float mw = amxq_ref_term_half(terms, 32, j);
             acc = fmaf(mw, qx->s[m * qx->ld_d + b], acc);
         }
         if ((b + 1) % REF_GROUP_32 == 0 || b + 1 == lo->k_blocks) {
@@ -109,15 +96,15 @@ static float dot_q4_k(const amxq_layout *lo, const uint8_t *panel, int j, const 
         const uint8_t *terms = block_terms(lo, panel, b);
         const int8_t *xb = xq + b * AMXQ_QK_K;
         const int16_t *bsb = bs + b * 16;
-        const float d = amxq_fp16_to_fp32(term_u16(terms, 0, j));
-        const float dmin = amxq_fp16_to_fp32(term_u16(terms, 32, j));
+        const float d = amxq_ref_term_half(terms, 0, j);
+        const float dmin = amxq_ref_term_half(terms, 32, j);
         int32_t sc_sum = 0, min_sum = 0;
         for (int sb = 0; sb < 8; sb++) {
             const int r = sb / 2; /* run r: sub-block 2r low nibbles, 2r+1 high nibbles */
             const uint8_t *run = chunk + (size_t)r * 512;
             int32_t isum = 0;
             for (int t = 0; t < 32; t++) {
-                const uint8_t q = chunk_byte(run, j, t);
+                const uint8_t q = amxq_ref_chunk_byte(run, j, t);
                 const int32_t w = (sb & 1) ? (q >> 4) : (q & 15);
                 isum += w * xb[32 * sb + t];
             }
@@ -137,41 +124,24 @@ static float dot_q4_k(const amxq_layout *lo, const uint8_t *panel, int j, const 
     return (float)sum;
 }
 
-static void gemm_ref(const amxq_layout *lo, const void *packed, const amxq_qx *qx, int64_t m0,
-                     int64_t m1, int64_t p0, int64_t p1, float *c, int64_t ldc)
-{
-    for (int64_t m = m0; m < m1; m++) {
-        for (int64_t p = p0; p < p1; p++) {
-            const uint8_t *panel = amxq_panel(lo, packed, p);
-            for (int j = 0; j < AMXQ_PANEL_N; j++) {
-                const int64_t n = p * AMXQ_PANEL_N + j;
-                if (n >= lo->n)
-                    break;
-                c[m * ldc + n] = lo->type == AMXQ_TYPE_Q4_K ? dot_q4_k(lo, panel, j, qx, m)
-                                                            : dot_32(lo, panel, j, qx, m);
-            }
-        }
-    }
-}
-
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_0_ref)
 {
-    gemm_ref(lo, packed, qx, m0, m1, p0, p1, c, ldc);
+    amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_32);
 }
 
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_1_ref)
 {
-    gemm_ref(lo, packed, qx, m0, m1, p0, p1, c, ldc);
+    amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_32);
 }
 
 AMXQ_DECL_GEMM_FN(amxq_gemm_q8_0_ref)
 {
-    gemm_ref(lo, packed, qx, m0, m1, p0, p1, c, ldc);
+    amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_32);
 }
 
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_k_ref)
 {
-    gemm_ref(lo, packed, qx, m0, m1, p0, p1, c, ldc);
+    amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_q4_k);
 }
 
 /* The contract these functions define (include/amxq.h); any change to their float steps is a

@@ -8,31 +8,18 @@
 #include <math.h>
 #include <string.h>
 
-#include "ref/fp16.h"
+#include "ref/packed_dot.h"
 #include "ref/ref.h"
 
 _Static_assert(sizeof(amxq_block_q6_k) == 210, "ggml block_q6_K is 210 bytes");
-
-/* Byte t of row j's run of ggml bytes in an interleaved chunk: line t/4, byte 4*j + t%4. */
-static uint8_t chunk_byte(const uint8_t *chunk, int j, int t)
-{
-    return chunk[(t / 4) * 64 + 4 * j + (t % 4)];
-}
-
-static float term_half(const uint8_t *terms, size_t off, int j)
-{
-    uint16_t v;
-    memcpy(&v, terms + off + 2 * (size_t)j, sizeof v);
-    return amxq_fp16_to_fp32(v);
-}
 
 /* Q6_K weight i (0..255) of row j, 0..63, as ggml's dequantize_row_q6_K reads it (design.md §2):
  * half h = i / 128; within it quarter c = (i % 128) / 32 and l = i % 32. */
 static int32_t q6_k_weight(const uint8_t *chunk, int j, int i)
 {
     const int h = i / 128, c = (i % 128) / 32, l = i % 32;
-    const uint8_t ql = chunk_byte(chunk, j, 64 * h + 32 * (c & 1) + l);
-    const uint8_t qh = chunk_byte(chunk, j, 128 + 32 * h + l);
+    const uint8_t ql = amxq_ref_chunk_byte(chunk, j, 64 * h + 32 * (c & 1) + l);
+    const uint8_t qh = amxq_ref_chunk_byte(chunk, j, 128 + 32 * h + l);
     const int32_t lo = (c < 2) ? (ql & 15) : (ql >> 4);
     return lo | ((qh >> (2 * c)) & 3) << 4;
 }
@@ -58,7 +45,7 @@ static float dot_q6_k(const amxq_layout *lo, const uint8_t *panel, int j, const 
             }
             isum += (int32_t)(int8_t)terms[32 + 16 * sb + j] * s;
         }
-        const float dd = term_half(terms, 0, j) * xd[b];
+        const float dd = amxq_ref_term_half(terms, 0, j) * xd[b];
         const float v = (float)isum * dd; /* (float)isum rounds to nearest-even above 2^24 */
         sum += (double)v;
     }
@@ -67,25 +54,15 @@ static float dot_q6_k(const amxq_layout *lo, const uint8_t *panel, int j, const 
 
 AMXQ_DECL_GEMM_FN(amxq_gemm_q6_k_ref)
 {
-    for (int64_t m = m0; m < m1; m++) {
-        for (int64_t p = p0; p < p1; p++) {
-            const uint8_t *panel = amxq_panel(lo, packed, p);
-            for (int j = 0; j < AMXQ_PANEL_N; j++) {
-                const int64_t n = p * AMXQ_PANEL_N + j;
-                if (n >= lo->n)
-                    break;
-                c[m * ldc + n] = dot_q6_k(lo, panel, j, qx, m);
-            }
-        }
-    }
+    amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_q6_k);
 }
 
 /* Q5_K weight t (0..31) of sub-block sb of row j, 0..31: the nibble of run sb / 2 (low for even
  * sb) with bit sb of qh[t] as bit 4 (docs/design.md §2). The run's lines follow qh's 8 lines. */
 static int32_t q5_k_weight(const uint8_t *chunk, int j, int sb, int t)
 {
-    const uint8_t q = chunk_byte(chunk + 512 * (size_t)(1 + sb / 2), j, t);
-    const uint8_t qh = chunk_byte(chunk, j, t);
+    const uint8_t q = amxq_ref_chunk_byte(chunk + 512 * (size_t)(1 + sb / 2), j, t);
+    const uint8_t qh = amxq_ref_chunk_byte(chunk, j, t);
     return ((sb & 1) ? (q >> 4) : (q & 15)) | ((qh >> sb) & 1) << 4;
 }
 
@@ -112,8 +89,8 @@ static float dot_q5_k(const amxq_layout *lo, const uint8_t *panel, int j, const 
             sc_sum += (int32_t)terms[64 + 16 * sb + j] * isum;
             min_sum += (int32_t)terms[192 + 16 * sb + j] * (bsb[2 * sb] + bsb[2 * sb + 1]);
         }
-        const float dd = term_half(terms, 0, j) * xd[b];
-        const float dm = term_half(terms, 32, j) * xd[b];
+        const float dd = amxq_ref_term_half(terms, 0, j) * xd[b];
+        const float dm = amxq_ref_term_half(terms, 32, j) * xd[b];
         const float scaled = (float)sc_sum * dd; /* rounds to nearest-even above 2^24 */
         const float v = fmaf(-(float)min_sum, dm, scaled);
         sum += (double)v;
@@ -123,17 +100,7 @@ static float dot_q5_k(const amxq_layout *lo, const uint8_t *panel, int j, const 
 
 AMXQ_DECL_GEMM_FN(amxq_gemm_q5_k_ref)
 {
-    for (int64_t m = m0; m < m1; m++) {
-        for (int64_t p = p0; p < p1; p++) {
-            const uint8_t *panel = amxq_panel(lo, packed, p);
-            for (int j = 0; j < AMXQ_PANEL_N; j++) {
-                const int64_t n = p * AMXQ_PANEL_N + j;
-                if (n >= lo->n)
-                    break;
-                c[m * ldc + n] = dot_q5_k(lo, panel, j, qx, m);
-            }
-        }
-    }
+    amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_q5_k);
 }
 
 /* ggml's kvalues_iq4nl: the 16 levels of the non-linear 4-bit types (docs/design.md §2). */
@@ -157,13 +124,13 @@ static float dot_iq4_xs(const amxq_layout *lo, const uint8_t *panel, int j, cons
         for (int sb = 0; sb < 8; sb++) {
             int32_t s = 0;
             for (int t = 0; t < 16; t++) {
-                const uint8_t q = chunk_byte(chunk, j, 16 * sb + t);
+                const uint8_t q = amxq_ref_chunk_byte(chunk, j, 16 * sb + t);
                 s += iq4_levels[q & 15] * xb[32 * sb + t];
                 s += iq4_levels[q >> 4] * xb[32 * sb + 16 + t];
             }
             isum += (int32_t)(int8_t)terms[32 + 16 * sb + j] * s; /* ls - 32 */
         }
-        const float dd = term_half(terms, 0, j) * xd[b];
+        const float dd = amxq_ref_term_half(terms, 0, j) * xd[b];
         const float v = (float)isum * dd; /* (float)isum rounds to nearest-even above 2^24 */
         sum += (double)v;
     }
@@ -172,15 +139,5 @@ static float dot_iq4_xs(const amxq_layout *lo, const uint8_t *panel, int j, cons
 
 AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_xs_ref)
 {
-    for (int64_t m = m0; m < m1; m++) {
-        for (int64_t p = p0; p < p1; p++) {
-            const uint8_t *panel = amxq_panel(lo, packed, p);
-            for (int j = 0; j < AMXQ_PANEL_N; j++) {
-                const int64_t n = p * AMXQ_PANEL_N + j;
-                if (n >= lo->n)
-                    break;
-                c[m * ldc + n] = dot_iq4_xs(lo, panel, j, qx, m);
-            }
-        }
-    }
+    amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_iq4_xs);
 }
