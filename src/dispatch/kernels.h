@@ -11,7 +11,8 @@ void amxq_kernels_init_vnni(struct amxq_kernels *t);     /* src/vnni, native AVX
 void amxq_kernels_init_vnni_emu(struct amxq_kernels *t); /* src/vnni, built on SIMDe */
 void amxq_kernels_init_amx(struct amxq_kernels *t);      /* src/tile, real tiles */
 void amxq_kernels_init_amx_emu(struct amxq_kernels *t);  /* src/tile, tile emulator */
-/* The AMX kernels of the types added in issue 14 (src/tile/gemm_kx.c), after the rung above. */
+/* The AMX kernel of Q6_K (src/tile/gemm_kx.c; its 16-k steps need their own loop), after the rung
+ * above. */
 void amxq_kernels_init_kx_amx(struct amxq_kernels *t);
 void amxq_kernels_init_kx_amx_emu(struct amxq_kernels *t);
 

@@ -1,5 +1,6 @@
 /*
- * AMX tile kernels for Q4_0, Q4_1, Q8_0 and Q4_K on the packed layout (src/internal.h). Compiled
+ * AMX tile kernels for the types with 32-k steps (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, IQ4_XS) on the
+ * packed layout (src/internal.h); Q6_K's 16-k steps are in gemm_kx.c. Compiled
  * twice: with the real tile instructions (names end in _amx) and against the tile emulator and
  * SIMDe (AMXQ_TILE_EMU, AMXQ_SIMD_EMU; names end in _amx_emu). See tileops.h. With the meson
  * option amx_proxy, a third time with no-op tile operations (AMXQ_TILE_PROXY, _amx_proxy): only
@@ -36,10 +37,11 @@
  *     their tiles transposed to each other (cslot()).
  * Scratch is on the stack only, about 70 KiB (C tiles 16, unpacked B 16, sums 36).
  *
- * Signedness: Q8_0 and Q4_0 (nibble - 8) use tdpbssd; Q4_1 and Q4_K keep the unsigned nibble
- * and use tdpbsud, with their offsets handled through the scales: Q4_1's m_w * s_x term and
- * Q4_K's dmin * d_x * sum_j m_j * bsums term. Q4_K accumulates sc_j * isum_j exactly in int32
- * across the 8 sub-blocks of a super-block (as ggml does) and converts once per super-block.
+ * Signedness: Q8_0, Q4_0 (nibble - 8) and IQ4_XS (its table's signed levels) use tdpbssd; Q4_1,
+ * Q4_K and Q5_K keep unsigned values and use tdpbsud, with their offsets handled through the
+ * scales: Q4_1's m_w * s_x term, Q4_K's and Q5_K's dmin * d_x * sum_j m_j * bsums term. The
+ * super-block types (Q4_K, Q5_K, IQ4_XS) accumulate sc_j * isum_j exactly in int32 across the 8
+ * sub-blocks of a super-block (as ggml does) and convert once per super-block.
  *
  * Ragged edges: a last row block of fewer than 32 rows is a chunk of its own with a tile
  * configuration of fewer rows (loaded only when it differs from the live one), so no tile load
@@ -59,6 +61,7 @@
 #include "ref/fp16.h"
 #include "simd.h"
 #include "vec512.h"
+#include "vec512_kx.h"
 #include "tile/tile.h"
 #if defined(AMXQ_TILE_PROXY)
 #include "tile/proxy.h"
@@ -102,6 +105,27 @@ static inline void unpack_q4k(const uint8_t *src, int8_t *dst, int high)
         if (high)
             v = _mm512_srli_epi16(v, 4);
         _mm512_store_si512(dst + 64 * l, _mm512_and_si512(v, lo4));
+    }
+}
+
+/* Q5_K sub-block j (8 VNNI lines): the nibbles of run j / 2 (after the chunk's 8 lines of qh)
+ * with bit j of qh, as the values 0..31. */
+static inline void unpack_q5k(const uint8_t *chunk, int8_t *dst, int j)
+{
+    for (int l = 0; l < 8; l++)
+        _mm512_store_si512(dst + 64 * l, vn_q5_k_line(vn_load(chunk + 512 * (1 + j / 2) + 64 * l),
+                                                      vn_load(chunk + 64 * l), j));
+}
+
+/* IQ4_XS sub-block i (4 VNNI lines): low nibbles are k = 0..15 (rows 0..3), high nibbles
+ * k = 16..31 (rows 4..7), looked up as ggml's signed levels. */
+static inline void unpack_iq4xs(const uint8_t *chunk, int8_t *dst, int i)
+{
+    const __m512i tbl = vn_iq4_table(0);
+    for (int l = 0; l < 4; l++) {
+        const __m512i line = vn_load(chunk + 64 * (4 * i + l));
+        _mm512_store_si512(dst + 64 * l, vn_iq4_line(line, tbl, 0));
+        _mm512_store_si512(dst + 64 * (4 + l), vn_iq4_line(line, tbl, 1));
     }
 }
 
@@ -187,9 +211,15 @@ static inline __attribute__((always_inline)) void prep_b(const struct chunk *k, 
             case AMXQ_TI_Q4_1:
                 unpack_q4(panel + (size_t)t * AMXQ_CHUNK_Q4_1, dst, 0);
                 break;
-            default: /* Q4_K: step t is sub-block t % 8 of super-block t / 8 */
+            case AMXQ_TI_Q4_K: /* step t is sub-block t % 8 of super-block t / 8 */
                 unpack_q4k(panel + (size_t)(t / 8) * AMXQ_CHUNK_Q4_K + (size_t)((t % 8) / 2) * 512,
                            dst, (int)(t & 1));
+                break;
+            case AMXQ_TI_Q5_K:
+                unpack_q5k(panel + (size_t)(t / 8) * AMXQ_CHUNK_Q5_K, dst, (int)(t % 8));
+                break;
+            default: /* IQ4_XS */
+                unpack_iq4xs(panel + (size_t)(t / 8) * AMXQ_CHUNK_IQ4_XS, dst, (int)(t % 8));
                 break;
             }
             s->bptr[buf][j][b] = (const uint8_t *)dst;
@@ -222,7 +252,7 @@ static inline __attribute__((always_inline)) void tile_dp(const struct chunk *k,
     TILE_LOAD(6, bptr[0], 64);
     if (two_b)
         TILE_LOAD(7, bptr[1], 64);
-    if (ti == AMXQ_TI_Q8_0 || ti == AMXQ_TI_Q4_0) {
+    if (ti == AMXQ_TI_Q8_0 || ti == AMXQ_TI_Q4_0 || ti == AMXQ_TI_IQ4_XS) {
         TILE_DPBSSD(0, 4, 6);
         if (two_a)
             TILE_DPBSSD(1, 5, 6);
@@ -316,11 +346,13 @@ epi_rows_32(const struct chunk *k, const struct batch *bt, const struct epi *e, 
     }
 }
 
-/* Rows [i, i + R) of Q4_K's epilogue: the batch's half of I, and after the second half the
- * super-block's term (see epilogue()). */
+/* Rows [i, i + R) of a super-block type's epilogue (Q4_K, Q5_K, IQ4_XS): the batch's half of I,
+ * and after the second half the super-block's term (see epilogue()); `mins`: Q4_K's and Q5_K's
+ * offset term. */
 static inline __attribute__((always_inline)) void
-epi_rows_q4k(const struct chunk *k, const struct batch *bt, const struct epi *e, const __m512i *sc,
-             const __m512i *mins, __m512 dw, __m512 dminw, int mode, int i, const int R)
+epi_rows_sb(const struct chunk *k, const struct batch *bt, const struct epi *e, const __m512i *sc,
+            const __m512i *mins, __m512 dw, __m512 dminw, int mode, int i, const int R,
+            const int has_mins)
 {
     const amxq_qx *qx = k->qx;
     const int64_t sb = bt->t0 / 8;
@@ -334,6 +366,14 @@ epi_rows_q4k(const struct chunk *k, const struct batch *bt, const struct epi *e,
     if (!(mode & EPI_LAST)) {
         for (int r = 0; r < R; r++)
             _mm512_store_si512(e->part[i + r], v[r]);
+        return;
+    }
+    if (!has_mins) { /* IQ4_XS: v = float(I) * (d * d_x) */
+        for (int r = 0; r < R; r++) {
+            const __m512 dx = _mm512_set1_ps(qx->d[(e->m0 + i + r) * qx->ld_d + sb]);
+            add_f64(e->dacc[i + r], _mm512_mul_ps(vn_cvt_i32_ps(v[r]), _mm512_mul_ps(dw, dx)),
+                    bt->dfirst);
+        }
         return;
     }
     /* J = sum_j m_j * S_j with S_j = bsums[2j] + bsums[2j+1] (|S_j| <= 4096: int16): one vpmaddwd
@@ -392,29 +432,34 @@ static inline __attribute__((always_inline)) void epilogue(const struct chunk *k
         e.cb[j] = cslot(s, bt->tr, j, q);
     int i = 0;
 
-    if (ti == AMXQ_TI_Q4_K) {
-        /* A batch is the first or the second half of one super-block. */
+    if (ti == AMXQ_TI_Q4_K || ti == AMXQ_TI_Q5_K || ti == AMXQ_TI_IQ4_XS) {
+        /* A batch is the first or the second half of one super-block. Q4_K and Q5_K share their
+         * terms' layout (d, dmin, 8 unsigned scales, 8 mins); IQ4_XS has d and 8 signed scales. */
+        const int has_mins = ti != AMXQ_TI_IQ4_XS;
         const int j0 = (int)(bt->t0 % 8);
         e.terms = terms + (size_t)(bt->t0 / 8) * lo->terms_bytes;
         __m512i sc[NB], mins[4];
         for (int j = 0; j < NB; j++)
-            sc[j] = vn_load_u8_i32(e.terms + 64 + 16 * (j0 + j));
+            sc[j] = has_mins ? vn_load_u8_i32(e.terms + 64 + 16 * (j0 + j))
+                             : vn_load_i8_i32(e.terms + 32 + 16 * (j0 + j));
         __m512 dw = _mm512_setzero_ps(), dminw = _mm512_setzero_ps();
         for (int j = 0; j < 4;
              j++) /* (m_2j, m_2j+1) as int16 per lane: pairs with (S_2j, S_2j+1) */
             mins[j] = _mm512_setzero_si512();
         if (mode & EPI_LAST) {
             dw = vn_load_ph(e.terms);
-            dminw = vn_load_ph(e.terms + 32);
-            for (int j = 0; j < 4; j++)
-                mins[j] = _mm512_or_si512(
-                    vn_load_u8_i32(e.terms + 192 + 16 * (2 * j)),
-                    _mm512_slli_epi32(vn_load_u8_i32(e.terms + 192 + 16 * (2 * j + 1)), 16));
+            if (has_mins) {
+                dminw = vn_load_ph(e.terms + 32);
+                for (int j = 0; j < 4; j++)
+                    mins[j] = _mm512_or_si512(
+                        vn_load_u8_i32(e.terms + 192 + 16 * (2 * j)),
+                        _mm512_slli_epi32(vn_load_u8_i32(e.terms + 192 + 16 * (2 * j + 1)), 16));
+            }
         }
         for (; i + 4 <= rows; i += 4)
-            epi_rows_q4k(k, bt, &e, sc, mins, dw, dminw, mode, i, 4);
+            epi_rows_sb(k, bt, &e, sc, mins, dw, dminw, mode, i, 4, has_mins);
         for (; i < rows; i++)
-            epi_rows_q4k(k, bt, &e, sc, mins, dw, dminw, mode, i, 1);
+            epi_rows_sb(k, bt, &e, sc, mins, dw, dminw, mode, i, 1, has_mins);
         return;
     }
 
@@ -606,6 +651,16 @@ AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_q4_k))
     gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_Q4_K);
 }
 
+AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_q5_k))
+{
+    gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_Q5_K);
+}
+
+AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_iq4_xs))
+{
+    gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_IQ4_XS);
+}
+
 /* ---- Tile state and the table rung ---------------------------------------------------------- */
 
 #if !defined(AMXQ_TILE_PROXY) /* the proxy's gemms are reached only through src/tile/proxy.h */
@@ -640,6 +695,10 @@ void AMXQ_TSFX(amxq_kernels_init)(struct amxq_kernels *t)
     t->t[AMXQ_TI_Q8_0].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q8_0);
     t->t[AMXQ_TI_Q4_K].gemm = AMXQ_TSFX(amxq_gemm_q4_k);
     t->t[AMXQ_TI_Q4_K].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q4_k);
+    t->t[AMXQ_TI_Q5_K].gemm = AMXQ_TSFX(amxq_gemm_q5_k);
+    t->t[AMXQ_TI_Q5_K].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q5_k);
+    t->t[AMXQ_TI_IQ4_XS].gemm = AMXQ_TSFX(amxq_gemm_iq4_xs);
+    t->t[AMXQ_TI_IQ4_XS].gemm_name = AMXQ_TSFX_STR(amxq_gemm_iq4_xs);
     t->tile_release = AMXQ_TSFX(amxq_tile_release);
 }
 #endif /* !AMXQ_TILE_PROXY */
