@@ -11,9 +11,5 @@ void amxq_kernels_init_vnni(struct amxq_kernels *t);     /* src/vnni, native AVX
 void amxq_kernels_init_vnni_emu(struct amxq_kernels *t); /* src/vnni, built on SIMDe */
 void amxq_kernels_init_amx(struct amxq_kernels *t);      /* src/tile, real tiles */
 void amxq_kernels_init_amx_emu(struct amxq_kernels *t);  /* src/tile, tile emulator */
-/* The AMX kernel of Q6_K (src/tile/gemm_kx.c; its 16-k steps need their own loop), after the rung
- * above. */
-void amxq_kernels_init_kx_amx(struct amxq_kernels *t);
-void amxq_kernels_init_kx_amx_emu(struct amxq_kernels *t);
 
 #endif /* AMXQ_DISPATCH_KERNELS_H */

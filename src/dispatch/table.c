@@ -72,7 +72,6 @@ static amxq_status build_table(amxq_isa isa, struct amxq_kernels *t)
         amxq_kernels_init_vnni(t);
 #endif
         amxq_kernels_init_amx(t);
-        amxq_kernels_init_kx_amx(t);
         return AMXQ_OK;
     }
 #else
@@ -85,7 +84,6 @@ static amxq_status build_table(amxq_isa isa, struct amxq_kernels *t)
         amxq_kernels_init_vnni_emu(t);
 #endif
         amxq_kernels_init_amx_emu(t);
-        amxq_kernels_init_kx_amx_emu(t);
         return AMXQ_OK;
 #else
         return AMXQ_ERR_ISA_UNSUPPORTED;

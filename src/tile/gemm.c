@@ -1,35 +1,36 @@
 /*
- * AMX tile kernels for the types with 32-k steps (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, IQ4_XS) on the
- * packed layout (src/internal.h); Q6_K's 16-k steps are in gemm_kx.c. Compiled
- * twice: with the real tile instructions (names end in _amx) and against the tile emulator and
- * SIMDe (AMXQ_TILE_EMU, AMXQ_SIMD_EMU; names end in _amx_emu). See tileops.h. With the meson
- * option amx_proxy, a third time with no-op tile operations (AMXQ_TILE_PROXY, _amx_proxy): only
- * the vector side runs, for the benchmark (src/tile/proxy.h).
+ * AMX tile kernels for every type (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS) on the packed
+ * layout (src/internal.h). Compiled twice: with the real tile instructions (names end in _amx) and
+ * against the tile emulator and SIMDe (AMXQ_TILE_EMU, AMXQ_SIMD_EMU; names end in _amx_emu). See
+ * tileops.h. With the meson option amx_proxy, a third time with no-op tile operations
+ * (AMXQ_TILE_PROXY, _amx_proxy): only the vector side runs, for the benchmark (src/tile/proxy.h).
  *
  * Shape (docs/design.md §6). A block of 32 rows of X by 2 panels (32 columns of C) is computed with
- * 2x2 tile blocking, one 32-wide k step (one ggml block, or one Q4_K sub-block) at a time:
+ * 2x2 tile blocking, one k step (one ggml block or scale sub-block: 32 k, Q6_K's 16) at a time:
  *
- *                 B0 = tmm6 (panel p)    B1 = tmm7 (panel p+1)     B: 8 rows x 64 B, VNNI
- *   A0 = tmm4     C0 = tmm0              C2 = tmm2                 A: rows x 32 B of qx->qs
+ *                 B0 = tmm6 (panel p)    B1 = tmm7 (panel p+1)     B: k/4 rows x 64 B, VNNI
+ *   A0 = tmm4     C0 = tmm0              C2 = tmm2                 A: rows x k B of qx->qs
  *   A1 = tmm5     C1 = tmm1              C3 = tmm3                 C: rows x 16 int32
  *
- * Each B tile serves two A tiles, each A tile two B tiles. Because every 32-k step has its own
+ * Each B tile serves two A tiles, each A tile two B tiles. Because every step has its own
  * scales, the int32 C tiles leave the tile unit after every step (stored to a stack buffer) and an
  * AVX-512 epilogue applies the numeric contract (docs/design.md §1, include/amxq.h) with the same
  * roundings in the same order as the reference and the VNNI kernels:
  * acc = fma(float(isum), d_w[n] * d_x[m], acc) (then acc = fma(m_w[n], s_x[m], acc) for Q4_1),
- * every 8 steps (256 k, counted from step 0) added into a double sum and restarted at +0; Q4_K
- * adds each super-block's float term into the double sum directly.
+ * every 8 steps (256 k, counted from step 0) added into a double sum and restarted at +0; the
+ * super-block types (Q4_K, Q5_K, Q6_K, IQ4_XS) add each super-block's float term into the double
+ * sum directly.
  *
  * The vector side is what bounds these kernels (docs/design.md §6; measured with the amx_proxy
  * build, docs/performance.md), so the loops are arranged to give it as little to do as possible:
  *   - loop order: chunks of up to 4 row blocks (128 rows, so their steps stay in L2), panel
- *     pairs, K-blocks of 8 steps (one contract group, one Q4_K super-block), row blocks, batches
- *     of 4 steps. Each K-block's B operands are unpacked (4-bit types) once and serve every row
- *     block of the chunk, and the weight stream is prefetched a K-block ahead of the unpack;
- *   - a batch's epilogue takes the rows 4 at a time and keeps each row's float (or Q4_K int32)
- *     sum in a register across its 4 steps: per row and step a converting load, a multiply by the
- *     broadcast d_x and an FMA. The sum waits in memory only between the two batches of a group;
+ *     pairs, K-blocks (8 steps: one contract group or super-block; Q6_K's super-block is 16),
+ *     row blocks, batches of 4 steps. Each K-block's B operands are unpacked once and serve every
+ * row block of the chunk, and the weight stream is prefetched a K-block ahead of the unpack;
+ *   - a batch's epilogue takes the rows 4 at a time and keeps each row's float (or super-block
+ *     int32) sum in a register across its 4 steps: per row and step a converting load, a multiply
+ *     by the broadcast d_x and an FMA (super-blocks: a vpmulld and an add). The sum waits in
+ *     memory only between the batches of a K-block;
  *     the double sums are written, not read, by a row block's first group. Holding sums in
  *     registers or memory changes no bit: only the operations and their order are fixed;
  *   - pipelining: batch n's tile work is interleaved with batch n-1's epilogue, one C tile's part
@@ -38,10 +39,10 @@
  * Scratch is on the stack only, about 70 KiB (C tiles 16, unpacked B 16, sums 36).
  *
  * Signedness: Q8_0, Q4_0 (nibble - 8) and IQ4_XS (its table's signed levels) use tdpbssd; Q4_1,
- * Q4_K and Q5_K keep unsigned values and use tdpbsud, with their offsets handled through the
- * scales: Q4_1's m_w * s_x term, Q4_K's and Q5_K's dmin * d_x * sum_j m_j * bsums term. The
- * super-block types (Q4_K, Q5_K, IQ4_XS) accumulate sc_j * isum_j exactly in int32 across the 8
- * sub-blocks of a super-block (as ggml does) and convert once per super-block.
+ * Q4_K, Q5_K and Q6_K keep unsigned values and use tdpbsud, with their offsets handled through
+ * the scales: Q4_1's m_w * s_x term, Q4_K's and Q5_K's dmin * d_x * sum_j m_j * bsums term, Q6_K's
+ * 32 * sum_j sc_j * bsums_j. The super-block types accumulate sc_j * isum_j exactly in int32
+ * across the sub-blocks of a super-block (as ggml does) and convert once per super-block.
  *
  * Ragged edges: a last row block of fewer than 32 rows is a chunk of its own with a tile
  * configuration of fewer rows (loaded only when it differs from the live one), so no tile load
@@ -49,10 +50,9 @@
  * of the last panel are computed but only columns n < N are stored. A K that is not a multiple of
  * 256 (32-k types) ends in a short K-block and a short batch.
  *
- * Adding a type with 32-k steps: its B operand in prep_b() (and prefetch_w() if the vector side
- * reads its quants), its signedness in tile_dp(), its per-step scale terms in epi_rows_32() or,
- * for a super-block type, a finish like epi_rows_q4k(). A type with another step depth (Q6_K's
- * K = 16) needs its own tile configuration and loops.
+ * Adding a type: its step depth in kstep() and kc_of(), its B operand in prep_b(), its
+ * signedness in tile_dp(), its per-step scale terms in epi_rows_32() or, for a super-block type,
+ * its terms in epilogue() and its finish in epi_rows_sb().
  */
 #include <assert.h>
 #include <string.h>
@@ -129,6 +129,18 @@ static inline void unpack_iq4xs(const uint8_t *chunk, int8_t *dst, int i)
     }
 }
 
+/* Q6_K sub-block j (4 VNNI lines of 16 k): the 6-bit values 0..63 from its ql and qh lines. */
+static inline void unpack_q6k(const uint8_t *chunk, int8_t *dst, int j)
+{
+    const int h = j / 8, c = (j % 8) / 2, g = j % 2;
+    for (int i = 0; i < 4; i++) {
+        const int l = 4 * g + i;
+        _mm512_store_si512(dst + 64 * i,
+                           vn_q6_k_line(vn_load(chunk + 64 * (16 * h + 8 * (c & 1) + l)),
+                                        vn_load(chunk + 64 * (32 + 8 * h + l)), c));
+    }
+}
+
 /* ---- Chunks of rows x two panels ------------------------------------------------------------ */
 
 /*
@@ -138,10 +150,24 @@ static inline void unpack_iq4xs(const uint8_t *chunk, int8_t *dst, int i)
  * are unpacked once and serve all the chunk's row blocks; per row block the batches run the tile
  * work and the epilogue, whose sums stay in registers across a batch.
  */
-#define RB (MC / 32) /* row blocks per chunk: each unpacked B step serves RB * 2 A tiles */
-#define KC GROUP     /* steps per K-block */
-#define NB 4         /* steps per batch: one per C tile, see run_batch() */
-_Static_assert(KC % NB == 0 && KC / NB == 2, "a K-block is two batches");
+#define RB     (MC / 32) /* row blocks per chunk: each unpacked B step serves RB * 2 A tiles */
+#define KC_MAX 16        /* steps per K-block: kc_of(ti) */
+#define NB     4         /* steps per batch: one per C tile, see run_batch() */
+
+/* k of a step: one ggml block or sub-block with its own scale (Q6_K's sub-blocks are 16 k). */
+static inline int kstep(int ti)
+{
+    return ti == AMXQ_TI_Q6_K ? 16 : 32;
+}
+
+/* Steps of a K-block: a group of the numeric contract for the per-block types, a super-block for
+ * the K-quants and IQ4_XS (8 sub-blocks of 32, or Q6_K's 16 of 16). */
+static inline int kc_of(int ti)
+{
+    return ti == AMXQ_TI_Q6_K ? 16 : GROUP;
+}
+_Static_assert(GROUP % NB == 0 && KC_MAX % NB == 0 && GROUP <= KC_MAX,
+               "a K-block is whole batches");
 _Static_assert(NB == 4, "a batch's epilogue has one part per C tile (q = 0..3)");
 
 struct chunk {
@@ -153,7 +179,7 @@ struct chunk {
     int r0, r1;    /* rows of A0, A1 in each of them (r1 may be 0) */
     int64_t p;     /* first panel */
     int np;        /* panels: 1 or 2 */
-    int64_t steps; /* 32-k steps */
+    int64_t steps; /* steps of kstep(ti) k */
 };
 
 /* One batch: steps [t0, t0 + nb) of row block rb. */
@@ -170,12 +196,13 @@ struct batch {
 #define EPI_LAST  2
 
 struct scratch {
-    _Alignas(64) int32_t cbuf[NB][4][16][16];  /* C tiles of one batch, see tr */
-    _Alignas(64) int8_t bbuf[2][KC][2][8][64]; /* unpacked B of a K-block, by K-block parity */
-    _Alignas(64) float part[4][16][16];        /* a group's sums after its first batch (float;
-                                                  Q4_K: int32 sum_j sc_j * isum_j) */
-    _Alignas(64) double dacc[RB][4][16][16];   /* the double sums: C before rounding */
-    const uint8_t *bptr[2][KC][2];             /* B operand of [parity][step][panel] */
+    _Alignas(64) int32_t cbuf[NB][4][16][16];     /* C tiles of one batch, see tr */
+    _Alignas(64) int8_t bbuf[2][GROUP * 2 * 512]; /* unpacked B of a K-block, by its parity:
+                                                    (step, panel) at (2 * step + panel) * B bytes */
+    _Alignas(64) float part[4][16][16];           /* a group's sums after its first batch (float;
+                                                     Q4_K: int32 sum_j sc_j * isum_j) */
+    _Alignas(64) double dacc[RB][4][16][16];      /* the double sums: C before rounding */
+    const uint8_t *bptr[2][KC_MAX][2];            /* B operand of [parity][step][panel] */
 };
 
 static inline int rows_of(const struct chunk *k, int a)
@@ -200,7 +227,7 @@ static inline __attribute__((always_inline)) void prep_b(const struct chunk *k, 
         const uint8_t *panel = amxq_panel(lo, k->packed, k->p + b);
         for (int j = 0; j < n; j++) {
             const int64_t t = t0 + j;
-            int8_t *dst = &s->bbuf[buf][j][b][0][0];
+            int8_t *dst = &s->bbuf[buf][(2 * j + b) * kstep(ti) * 16];
             switch (ti) {
             case AMXQ_TI_Q8_0:
                 s->bptr[buf][j][b] = panel + (size_t)t * AMXQ_CHUNK_Q8_0;
@@ -218,8 +245,11 @@ static inline __attribute__((always_inline)) void prep_b(const struct chunk *k, 
             case AMXQ_TI_Q5_K:
                 unpack_q5k(panel + (size_t)(t / 8) * AMXQ_CHUNK_Q5_K, dst, (int)(t % 8));
                 break;
-            default: /* IQ4_XS */
+            case AMXQ_TI_IQ4_XS:
                 unpack_iq4xs(panel + (size_t)(t / 8) * AMXQ_CHUNK_IQ4_XS, dst, (int)(t % 8));
+                break;
+            default: /* Q6_K: step t is sub-block t % 16 of super-block t / 16 */
+                unpack_q6k(panel + (size_t)(t / 16) * AMXQ_CHUNK_Q6_K, dst, (int)(t % 16));
                 break;
             }
             s->bptr[buf][j][b] = (const uint8_t *)dst;
@@ -233,9 +263,9 @@ static inline __attribute__((always_inline)) void tile_dp(const struct chunk *k,
                                                           const struct batch *bt, int j, int ti)
 {
     const int64_t t = bt->t0 + j;
-    const uint8_t *const *bptr = s->bptr[bt->bbuf][t % KC];
+    const uint8_t *const *bptr = s->bptr[bt->bbuf][t % kc_of(ti)];
     const int64_t ld = k->qx->ld_qs;
-    const int8_t *a0 = k->qx->qs + (k->mb + 32 * bt->rb) * ld + t * 32;
+    const int8_t *a0 = k->qx->qs + (k->mb + 32 * bt->rb) * ld + t * kstep(ti);
     const int two_a = k->r1 > 0, two_b = k->np > 1;
 
     TILE_ZERO(0);
@@ -346,16 +376,15 @@ epi_rows_32(const struct chunk *k, const struct batch *bt, const struct epi *e, 
     }
 }
 
-/* Rows [i, i + R) of a super-block type's epilogue (Q4_K, Q5_K, IQ4_XS): the batch's half of I,
- * and after the second half the super-block's term (see epilogue()); `mins`: Q4_K's and Q5_K's
- * offset term. */
+/* Rows [i, i + R) of a super-block type's epilogue (Q4_K, Q5_K, IQ4_XS, Q6_K): the batch's part
+ * of I, and after the last part the super-block's term (see epilogue()). `mins`: Q4_K's and
+ * Q5_K's (m_2j, m_2j+1) int16 pairs, or Q6_K's (sc_2j, sc_2j+1). */
 static inline __attribute__((always_inline)) void
 epi_rows_sb(const struct chunk *k, const struct batch *bt, const struct epi *e, const __m512i *sc,
-            const __m512i *mins, __m512 dw, __m512 dminw, int mode, int i, const int R,
-            const int has_mins)
+            const __m512i *mins, __m512 dw, __m512 dminw, int mode, int i, const int R, int ti)
 {
     const amxq_qx *qx = k->qx;
-    const int64_t sb = bt->t0 / 8;
+    const int64_t sb = bt->t0 / kc_of(ti);
     __m512i v[4];
     for (int r = 0; r < R; r++) {
         v[r] = (mode & EPI_FIRST) ? _mm512_setzero_si512() : _mm512_load_si512(e->part[i + r]);
@@ -368,7 +397,18 @@ epi_rows_sb(const struct chunk *k, const struct batch *bt, const struct epi *e, 
             _mm512_store_si512(e->part[i + r], v[r]);
         return;
     }
-    if (!has_mins) { /* IQ4_XS: v = float(I) * (d * d_x) */
+    if (ti == AMXQ_TI_Q6_K) {
+        /* I -= 32 * sum_j sc_j * bsums_j (the unsigned values' offset), exact in int32: one
+         * vpdpwssd per pair of sub-blocks against the pair (bsums_2j, bsums_2j+1). */
+        for (int r = 0; r < R; r++) {
+            const int16_t *bs = qx->sums + (e->m0 + i + r) * qx->ld_sums + sb * 16;
+            __m512i corr = _mm512_setzero_si512();
+            for (int j = 0; j < 8; j++)
+                corr = _mm512_dpwssd_epi32(corr, mins[j], vn_bcast32(bs + 2 * j));
+            v[r] = _mm512_sub_epi32(v[r], _mm512_slli_epi32(corr, 5));
+        }
+    }
+    if (ti != AMXQ_TI_Q4_K && ti != AMXQ_TI_Q5_K) { /* IQ4_XS, Q6_K: v = float(I) * (d * d_x) */
         for (int r = 0; r < R; r++) {
             const __m512 dx = _mm512_set1_ps(qx->d[(e->m0 + i + r) * qx->ld_d + sb]);
             add_f64(e->dacc[i + r], _mm512_mul_ps(vn_cvt_i32_ps(v[r]), _mm512_mul_ps(dw, dx)),
@@ -432,34 +472,38 @@ static inline __attribute__((always_inline)) void epilogue(const struct chunk *k
         e.cb[j] = cslot(s, bt->tr, j, q);
     int i = 0;
 
-    if (ti == AMXQ_TI_Q4_K || ti == AMXQ_TI_Q5_K || ti == AMXQ_TI_IQ4_XS) {
-        /* A batch is the first or the second half of one super-block. Q4_K and Q5_K share their
-         * terms' layout (d, dmin, 8 unsigned scales, 8 mins); IQ4_XS has d and 8 signed scales. */
-        const int has_mins = ti != AMXQ_TI_IQ4_XS;
-        const int j0 = (int)(bt->t0 % 8);
-        e.terms = terms + (size_t)(bt->t0 / 8) * lo->terms_bytes;
-        __m512i sc[NB], mins[4];
+    if (ti == AMXQ_TI_Q4_K || ti == AMXQ_TI_Q5_K || ti == AMXQ_TI_IQ4_XS || ti == AMXQ_TI_Q6_K) {
+        /* A batch is a part of one super-block. Q4_K and Q5_K share their terms' layout (d, dmin,
+         * 8 unsigned scales, 8 mins); IQ4_XS and Q6_K have d and signed scales at byte 32. */
+        const int has_mins = ti == AMXQ_TI_Q4_K || ti == AMXQ_TI_Q5_K;
+        const int j0 = (int)(bt->t0 % kc_of(ti));
+        e.terms = terms + (size_t)(bt->t0 / kc_of(ti)) * lo->terms_bytes;
+        __m512i sc[NB], mins[8];
         for (int j = 0; j < NB; j++)
             sc[j] = has_mins ? vn_load_u8_i32(e.terms + 64 + 16 * (j0 + j))
                              : vn_load_i8_i32(e.terms + 32 + 16 * (j0 + j));
         __m512 dw = _mm512_setzero_ps(), dminw = _mm512_setzero_ps();
-        for (int j = 0; j < 4;
-             j++) /* (m_2j, m_2j+1) as int16 per lane: pairs with (S_2j, S_2j+1) */
+        for (int j = 0; j < 8; j++)
             mins[j] = _mm512_setzero_si512();
         if (mode & EPI_LAST) {
             dw = vn_load_ph(e.terms);
             if (has_mins) {
                 dminw = vn_load_ph(e.terms + 32);
-                for (int j = 0; j < 4; j++)
+                for (int j = 0; j < 4; j++) /* (m_2j, m_2j+1): pairs with (S_2j, S_2j+1) */
                     mins[j] = _mm512_or_si512(
                         vn_load_u8_i32(e.terms + 192 + 16 * (2 * j)),
                         _mm512_slli_epi32(vn_load_u8_i32(e.terms + 192 + 16 * (2 * j + 1)), 16));
+            } else if (ti == AMXQ_TI_Q6_K) {
+                for (int j = 0; j < 8;
+                     j++) /* (sc_2j, sc_2j+1): pairs with (bsums_2j, bsums_2j+1) */
+                    mins[j] = vn_pair_i8_i16(e.terms + 32 + 16 * (2 * j),
+                                             e.terms + 32 + 16 * (2 * j + 1));
             }
         }
         for (; i + 4 <= rows; i += 4)
-            epi_rows_sb(k, bt, &e, sc, mins, dw, dminw, mode, i, 4, has_mins);
+            epi_rows_sb(k, bt, &e, sc, mins, dw, dminw, mode, i, 4, ti);
         for (; i < rows; i++)
-            epi_rows_sb(k, bt, &e, sc, mins, dw, dminw, mode, i, 1, has_mins);
+            epi_rows_sb(k, bt, &e, sc, mins, dw, dminw, mode, i, 1, ti);
         return;
     }
 
@@ -485,6 +529,8 @@ epilogue_of(const struct chunk *k, struct scratch *s, const struct batch *bt, in
         epilogue(k, s, bt, NB, EPI_FIRST, q, ti);
     else if (bt->nb == NB && bt->mode == EPI_LAST)
         epilogue(k, s, bt, NB, EPI_LAST, q, ti);
+    else if (bt->nb == NB && bt->mode == 0) /* Q6_K's middle batches */
+        epilogue(k, s, bt, NB, 0, q, ti);
     else /* a ragged K (not a multiple of 256): only the 32-k types */
         epilogue(k, s, bt, bt->nb, bt->mode, q, ti);
 }
@@ -519,8 +565,8 @@ static inline __attribute__((always_inline)) void prefetch_w(const struct chunk 
                                                              int n, int ti)
 {
     const amxq_layout *lo = k->lo;
-    const size_t per_step = lo->chunk_bytes * 32 / (size_t)lo->block_k;
-    const size_t terms_step = lo->terms_bytes * 32 / (size_t)lo->block_k;
+    const size_t per_step = lo->chunk_bytes * (size_t)kstep(ti) / (size_t)lo->block_k;
+    const size_t terms_step = lo->terms_bytes * (size_t)kstep(ti) / (size_t)lo->block_k;
     for (int b = 0; b < k->np; b++) {
         const uint8_t *panel = amxq_panel(lo, k->packed, k->p + b);
         const uint8_t *q = panel + (size_t)t0 * per_step;
@@ -536,20 +582,21 @@ static inline __attribute__((always_inline)) void prefetch_w(const struct chunk 
 static inline __attribute__((always_inline)) void
 run_chunk(const struct chunk *k, struct scratch *s, float *c, int64_t ldc, int ti)
 {
-    const int64_t nkb = (k->steps + KC - 1) / KC;
+    const int kc = kc_of(ti);
+    const int64_t nkb = (k->steps + kc - 1) / kc;
     struct batch prev = {0}, cur = {0};
     int tr = 0;
-    prep_b(k, s, 0, k->steps < KC ? (int)k->steps : KC, 0, ti);
+    prep_b(k, s, 0, k->steps < kc ? (int)k->steps : kc, 0, ti);
     for (int64_t kb = 0; kb < nkb; kb++) {
-        const int64_t kt = kb * KC;
-        const int kn = k->steps - kt < KC ? (int)(k->steps - kt) : KC;
+        const int64_t kt = kb * kc;
+        const int kn = k->steps - kt < kc ? (int)(k->steps - kt) : kc;
         if (kb + 2 < nkb) {
-            const int64_t rest = k->steps - kt - 2 * KC;
-            prefetch_w(k, kt + 2 * KC, rest < KC ? (int)rest : KC, ti);
+            const int64_t rest = k->steps - kt - 2 * kc;
+            prefetch_w(k, kt + 2 * kc, rest < kc ? (int)rest : kc, ti);
         }
         if (kb + 1 < nkb) {
-            const int64_t rest = k->steps - kt - KC;
-            prep_b(k, s, kt + KC, rest < KC ? (int)rest : KC, (int)((kb + 1) & 1), ti);
+            const int64_t rest = k->steps - kt - kc;
+            prep_b(k, s, kt + kc, rest < kc ? (int)rest : kc, (int)((kb + 1) & 1), ti);
         }
         for (int rb = 0; rb < k->nrb; rb++)
             for (int h = 0; h * NB < kn; h++) {
@@ -597,7 +644,7 @@ gemm_run(const amxq_layout *lo, const void *packed, const amxq_qx *qx, int64_t m
     k.lo = lo;
     k.packed = (const uint8_t *)packed;
     k.qx = qx;
-    k.steps = lo->k / 32;
+    k.steps = lo->k / kstep(ti);
     int cur_r0 = -1, cur_r1 = -1;
     /* Chunks: up to RB full row blocks; a ragged last block (fewer than 32 rows) is a chunk of its
      * own, with its own tile configuration. */
@@ -616,7 +663,7 @@ gemm_run(const amxq_layout *lo, const void *packed, const amxq_qx *qx, int64_t m
         k.r1 = rows - k.r0;
         if (k.r0 != cur_r0 || k.r1 != cur_r1) {
             struct amxq_tilecfg cfg;
-            amxq_tilecfg_make(&cfg, k.r0, k.r1);
+            amxq_tilecfg_make_k(&cfg, k.r0, k.r1, kstep(ti));
             assert(amxq_tilecfg_check(&cfg, NULL, NULL) == NULL);
             amxq_tile_ensure_config(&cfg);
             cur_r0 = k.r0;
@@ -661,6 +708,11 @@ AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_iq4_xs))
     gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_IQ4_XS);
 }
 
+AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_q6_k))
+{
+    gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_Q6_K);
+}
+
 /* ---- Tile state and the table rung ---------------------------------------------------------- */
 
 #if !defined(AMXQ_TILE_PROXY) /* the proxy's gemms are reached only through src/tile/proxy.h */
@@ -699,6 +751,8 @@ void AMXQ_TSFX(amxq_kernels_init)(struct amxq_kernels *t)
     t->t[AMXQ_TI_Q5_K].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q5_k);
     t->t[AMXQ_TI_IQ4_XS].gemm = AMXQ_TSFX(amxq_gemm_iq4_xs);
     t->t[AMXQ_TI_IQ4_XS].gemm_name = AMXQ_TSFX_STR(amxq_gemm_iq4_xs);
+    t->t[AMXQ_TI_Q6_K].gemm = AMXQ_TSFX(amxq_gemm_q6_k);
+    t->t[AMXQ_TI_Q6_K].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q6_k);
     t->tile_release = AMXQ_TSFX(amxq_tile_release);
 }
 #endif /* !AMXQ_TILE_PROXY */

@@ -112,8 +112,10 @@ static inline const char *amxq_tilecfg_check(const struct amxq_tilecfg *cfg, int
     return why;
 }
 
-/* The kernel configuration for A0/A1 row counts r0 (1..16) and r1 (0..16). */
-static inline void amxq_tilecfg_make(struct amxq_tilecfg *cfg, int r0, int r1)
+/* The kernel configuration for A0/A1 row counts r0 (1..16) and r1 (0..16) and steps of kb k (32,
+ * or Q6_K's 16): A r x kb bytes, B kb / 4 rows x 64 bytes, C r x 64 bytes (r1 = 0 leaves A1, C1
+ * and C3 unconfigured). */
+static inline void amxq_tilecfg_make_k(struct amxq_tilecfg *cfg, int r0, int r1, int kb)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->palette = AMXQ_TILE_PALETTE;
@@ -121,10 +123,16 @@ static inline void amxq_tilecfg_make(struct amxq_tilecfg *cfg, int r0, int r1)
     amxq_tilecfg_set(cfg, AMXQ_TILE_C1, r1, 64);
     amxq_tilecfg_set(cfg, AMXQ_TILE_C2, r0, 64);
     amxq_tilecfg_set(cfg, AMXQ_TILE_C3, r1, 64);
-    amxq_tilecfg_set(cfg, AMXQ_TILE_A0, r0, 32);
-    amxq_tilecfg_set(cfg, AMXQ_TILE_A1, r1, 32);
-    amxq_tilecfg_set(cfg, AMXQ_TILE_B0, 8, 64);
-    amxq_tilecfg_set(cfg, AMXQ_TILE_B1, 8, 64);
+    amxq_tilecfg_set(cfg, AMXQ_TILE_A0, r0, kb);
+    amxq_tilecfg_set(cfg, AMXQ_TILE_A1, r1, kb);
+    amxq_tilecfg_set(cfg, AMXQ_TILE_B0, kb / 4, 64);
+    amxq_tilecfg_set(cfg, AMXQ_TILE_B1, kb / 4, 64);
+}
+
+/* The configuration of the 32-k steps. */
+static inline void amxq_tilecfg_make(struct amxq_tilecfg *cfg, int r0, int r1)
+{
+    amxq_tilecfg_make_k(cfg, r0, r1, 32);
 }
 
 #endif /* AMXQ_TILE_TILECFG_H */
