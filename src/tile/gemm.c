@@ -529,7 +529,7 @@ epilogue_of(const struct chunk *k, struct scratch *s, const struct batch *bt, in
         epilogue(k, s, bt, NB, EPI_FIRST, q, ti);
     else if (bt->nb == NB && bt->mode == EPI_LAST)
         epilogue(k, s, bt, NB, EPI_LAST, q, ti);
-    else if (bt->nb == NB && bt->mode == 0) /* Q6_K's middle batches */
+    else if (ti == AMXQ_TI_Q6_K && bt->nb == NB && bt->mode == 0) /* its middle batches */
         epilogue(k, s, bt, NB, 0, q, ti);
     else /* a ragged K (not a multiple of 256): only the 32-k types */
         epilogue(k, s, bt, bt->nb, bt->mode, q, ti);
