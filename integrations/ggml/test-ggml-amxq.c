@@ -153,59 +153,6 @@ static void test_type(enum ggml_type type)
 
 enum { E = 8, TOP = 2 };
 
-/* Y = mul_mat_id(w, X, ids): X [K, x_slots, T] f32, ids [TOP, T] i32; inputs in the CPU buffer. */
-struct gid {
-    struct ggml_context *ctx;
-    ggml_backend_buffer_t buf;
-    struct ggml_tensor *x, *ids, *y;
-    struct ggml_cgraph *gf;
-};
-
-static int gid_new(struct gid *g, struct ggml_tensor *w, int64_t x_slots, int64_t t)
-{
-    g->ctx = gw_ctx(8);
-    g->x = ggml_new_tensor_3d(g->ctx, GGML_TYPE_F32, w->ne[0], x_slots, t);
-    g->ids = ggml_new_tensor_2d(g->ctx, GGML_TYPE_I32, TOP, t);
-    g->y = ggml_mul_mat_id(g->ctx, w, g->x, g->ids);
-    g->gf = ggml_new_graph(g->ctx);
-    ggml_build_forward_expand(g->gf, g->y);
-    g->buf = ggml_backend_alloc_ctx_tensors(g->ctx, be);
-    return g->buf != NULL;
-}
-
-static int gid_run(struct gid *g, int nth, const float *x, const int32_t *ids, float *y)
-{
-    ggml_backend_cpu_set_n_threads(be, nth);
-    ggml_backend_tensor_set(g->x, x, 0, ggml_nbytes(g->x));
-    ggml_backend_tensor_set(g->ids, ids, 0, ggml_nbytes(g->ids));
-    if (ggml_backend_graph_compute(be, g->gf) != GGML_STATUS_SUCCESS)
-        return 0;
-    ggml_backend_tensor_get(g->y, y, 0, ggml_nbytes(g->y));
-    return 1;
-}
-
-static void gid_free(struct gid *g)
-{
-    if (g->buf != NULL)
-        ggml_backend_buffer_free(g->buf);
-    ggml_free(g->ctx);
-    memset(g, 0, sizeof *g);
-}
-
-/* Top-2 of experts 0..6, two different ones per token: expert 7 is never chosen. */
-static void route(int32_t *ids, int64_t t, uint64_t seed)
-{
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
-    for (int64_t i = 0; i < t; i++) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        const int32_t a = (int32_t)(s % 7), b = (int32_t)((s % 7 + 1 + (s >> 32) % 6) % 7);
-        ids[i * TOP] = a;
-        ids[i * TOP + 1] = b;
-    }
-}
-
 static void test_moe(enum ggml_type type)
 {
     const char *tn = ggml_type_name(type);
@@ -253,9 +200,9 @@ static void test_moe(enum ggml_type type)
             const int64_t t = ts[ti];
             const size_t ny = (size_t)(N * TOP * t);
             g_fill(x, (size_t)(K * xs * t), 2000 + (uint64_t)(ti * 2 + xs));
-            route(ids, t, (uint64_t)(ti * 2 + xs));
+            g_route(ids, TOP, t, E - 1, (uint64_t)(ti * 2 + xs)); /* expert 7: never */
             struct gid gc, ga;
-            if (!gid_new(&gc, wc.t, xs, t) || !gid_new(&ga, wa.t, xs, t)) {
+            if (!gid_new(&gc, be, wc.t, xs, TOP, t) || !gid_new(&ga, be, wa.t, xs, TOP, t)) {
                 CHECK(0, "%s: MUL_MAT_ID graph", tn);
                 continue;
             }
@@ -263,13 +210,13 @@ static void test_moe(enum ggml_type type)
                   (long long)t);
             CHECK(g_pick_buft(dev, ga.y) == amxq_buft, "%s T=%lld: an engine would not pick AMXQ",
                   tn, (long long)t);
-            CHECK(gid_run(&gc, 1, x, ids, ref), "%s: ggml MUL_MAT_ID", tn);
+            CHECK(gid_run(&gc, be, 1, x, ids, ref), "%s: ggml MUL_MAT_ID", tn);
             CHECK(amxq_matmul_id(experts, E, x, xs, K, K * xs, ids, TOP, TOP, t, direct, N, N * TOP,
                                  NULL) == AMXQ_OK,
                   "%s: amxq_matmul_id", tn);
             for (int nth = 1; nth <= 3; nth++) {
                 memset(got, 0xFF, sizeof(float) * ny);
-                CHECK(gid_run(&ga, nth, x, ids, got), "%s: AMXQ MUL_MAT_ID", tn);
+                CHECK(gid_run(&ga, be, nth, x, ids, got), "%s: AMXQ MUL_MAT_ID", tn);
                 const double e = l2_rel(got, ref, ny);
                 CHECK(e <= 1e-4, "%s T=%lld x_slots=%lld threads=%d: L2-rel %.3g vs ggml", tn,
                       (long long)t, (long long)xs, nth, e);
