@@ -449,7 +449,8 @@ AMXQ_API amxq_status amxq_tile_release(void);
  *      every thread calls amxq_matmul_slice() to compute its share of C. The shares are contiguous
  *      ranges of whole 16-column panels of W (each thread streams its own part of the weight);
  *      when there are few panels for the threads, the rows of X are split too. The result is
- *      bitwise identical to amxq_matmul_ex() with the same ISA, for any nth.
+ *      bitwise identical to amxq_matmul_ex() with the same ISA, for any nth. MUL_MAT_ID has its
+ *      own slice API of the same shape (amxq_matmul_id_plan(), below amxq_ctx_matmul_id()).
  *   2. An amxq_ctx: a small pool of persistent threads the caller creates and destroys, with a
  *      convenience product, amxq_ctx_matmul(), that drives the slice API itself.
  *

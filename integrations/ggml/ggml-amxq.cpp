@@ -113,8 +113,8 @@ bool host(const struct ggml_tensor *t)
 // experts packed in an AMXQ buffer; b f32 in host memory with floats contiguous along K and whole
 // float strides, and ne11 either 1 (one row per token: up and gate) or n_used (a row per slot:
 // down), the two cases amxq's x_slots covers (ggml also allows other divisors of n_used); ids
-// i32 with contiguous rows; the result f32 with whole float strides. amxq's own checks (ids in
-// range, no overlaps) run on every call.
+// i32 with contiguous rows; the result f32 and contiguous (as ggml allocates it). amxq's own
+// checks (ids in range, no overlaps) run on every call.
 bool mul_mat_id_ok(const struct ggml_tensor *op)
 {
     const struct ggml_tensor *w = op->src[0];
@@ -131,15 +131,19 @@ bool mul_mat_id_ok(const struct ggml_tensor *op)
     if (ids->type != GGML_TYPE_I32 || !host(ids) || ids->nb[0] != sizeof(int32_t) ||
         ids->nb[1] % sizeof(int32_t) != 0 || ids->ne[2] != 1 || ids->ne[3] != 1)
         return false;
-    if (op->type != GGML_TYPE_F32 || op->nb[0] != sizeof(float) || floats(op->nb[1]) < 0 ||
-        floats(op->nb[2]) < 0 || op->ne[3] != 1)
+    if (op->type != GGML_TYPE_F32 || !ggml_is_contiguous(op) || op->ne[3] != 1)
         return false;
     if (x->ne[0] != w->ne[0] || op->ne[0] != w->ne[1] || op->ne[1] != n_used ||
         op->ne[2] != n_tokens || x->ne[2] != n_tokens)
         return false;
     if (x->ne[1] != 1 && x->ne[1] != n_used)
         return false;
-    return n_used >= 1 && n_tokens >= 1 && n_tokens < ((int64_t)1 << 31) / n_used;
+    if (n_used < 1 || n_tokens < 1 || n_tokens >= ((int64_t)1 << 31) / n_used)
+        return false;
+    // The strides amxq uses must hold whole rows (amxq_matmul_id() refuses shorter ones).
+    const int64_t k = w->ne[0];
+    return (x->ne[1] == 1 || floats(x->nb[1]) >= k) && (n_tokens == 1 || floats(x->nb[2]) >= k) &&
+           (n_tokens == 1 || (int64_t)(ids->nb[1] / sizeof(int32_t)) >= n_used);
 }
 
 // ggml's work buffer is not promised to be 64-byte aligned: ask for the slack and align inside.

@@ -9,7 +9,8 @@
  * the 3-D tensor, whole and across experts) with MoE routing (top-2 of 8, expert 7 never chosen)
  * for every amxq type x tokens {1, 7, 32} x one activation row per token or per slot x threads
  * {1, 2, 3}: L2-relative error <= 1e-4 against ggml with the experts in its CPU buffer, bitwise
- * equal across thread counts and to amxq_matmul_id() on the packed experts;
+ * equal across thread counts and to amxq_matmul_id() on the packed experts; once more with X a
+ * strided view;
  *   - the registration hook put AMXQ first among the CPU device's extra buffer types;
  *   - what amxq cannot take (F16 weight, strided activation rows, a 3-D weight in a batched
  *     MUL_MAT, MUL_MAT_ID broadcasting activations over slots by another factor) is refused by
@@ -247,6 +248,63 @@ static void test_moe(enum ggml_type type)
     free(bytes);
 }
 
+/* MUL_MAT_ID on a strided view of the activations (rows of K floats inside rows of K + 32, the
+ * gaps poisoned), one row per slot: AMXQ takes it and matches ggml. */
+static void test_moe_strided(void)
+{
+    enum { PAD = 32, T = 7 };
+    const enum ggml_type type = GGML_TYPE_Q4_0;
+    void *bytes = g_weights(type, N * E, K, 901);
+    struct gw wc = {NULL, NULL, NULL}, wa = {NULL, NULL, NULL};
+    if (bytes == NULL || !gw_new(&wc, type, K, N, E, cpu_buft, bytes) ||
+        !gw_new(&wa, type, K, N, E, amxq_buft, bytes)) {
+        CHECK(0, "strided MUL_MAT_ID: weights");
+        free(bytes);
+        return;
+    }
+    float *xw = (float *)malloc(sizeof(float) * (K + PAD) * TOP * T);
+    g_fill(xw, (size_t)((K + PAD) * TOP * T), 31);
+    for (int64_t r = 0; r < TOP * T; r++)
+        for (int64_t l = K; l < K + PAD; l++)
+            xw[r * (K + PAD) + l] = 1e30f; /* never read */
+    int32_t ids[TOP * T];
+    g_route(ids, TOP, T, E, 5);
+    float *y[2];
+    for (int p = 0; p < 2; p++) {
+        struct gw *w = p ? &wa : &wc;
+        struct ggml_context *ctx = gw_ctx(8);
+        struct ggml_tensor *xs = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K + PAD, TOP, T);
+        struct ggml_tensor *xv = ggml_view_3d(ctx, xs, K, TOP, T, xs->nb[1], xs->nb[2], 0);
+        struct ggml_tensor *it = ggml_new_tensor_2d(ctx, GGML_TYPE_I32, TOP, T);
+        struct ggml_tensor *op = ggml_mul_mat_id(ctx, w->t, xv, it);
+        struct ggml_cgraph *gf = ggml_new_graph(ctx);
+        ggml_build_forward_expand(gf, op);
+        ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, be);
+        ggml_backend_tensor_set(xs, xw, 0, ggml_nbytes(xs));
+        ggml_backend_tensor_set(it, ids, 0, sizeof ids);
+        if (p)
+            CHECK(ggml_backend_dev_supports_op(dev, op), "strided MUL_MAT_ID: AMXQ refused it");
+        ggml_backend_cpu_set_n_threads(be, 2);
+        CHECK(ggml_backend_graph_compute(be, gf) == GGML_STATUS_SUCCESS,
+              "strided MUL_MAT_ID: compute");
+        y[p] = (float *)malloc(ggml_nbytes(op));
+        ggml_backend_tensor_get(op, y[p], 0, ggml_nbytes(op));
+        ggml_backend_buffer_free(buf);
+        ggml_free(ctx);
+    }
+    const double e = l2_rel(y[1], y[0], (size_t)(N * TOP * T));
+    CHECK(e <= 1e-4, "strided MUL_MAT_ID: L2-rel %.3g vs ggml", e);
+    printf("q4_0   MUL_MAT_ID, X a strided view (rows K of K + %d), one row per slot  L2-rel vs "
+           "ggml %.2e\n",
+           PAD, e);
+    free(y[0]);
+    free(y[1]);
+    free(xw);
+    gw_free(&wa);
+    gw_free(&wc);
+    free(bytes);
+}
+
 /* What AMXQ must refuse: the op is built against an unallocated weight, AMXQ says no, an
  * engine's choice (g_pick_buft) is not AMXQ, and with the weight in ggml's plain CPU buffer the
  * graph computes ggml's own result. */
@@ -435,6 +493,7 @@ int main(void)
                           t == GGML_TYPE_Q4_K;
             }
         CHECK(tested == 4, "only %d of Q4_0, Q4_1, Q8_0, Q4_K are amxq types", tested);
+        test_moe_strided();
         test_refusals();
     }
     ggml_backend_free(be);
