@@ -449,7 +449,8 @@ AMXQ_API amxq_status amxq_tile_release(void);
  *      every thread calls amxq_matmul_slice() to compute its share of C. The shares are contiguous
  *      ranges of whole 16-column panels of W (each thread streams its own part of the weight);
  *      when there are few panels for the threads, the rows of X are split too. The result is
- *      bitwise identical to amxq_matmul_ex() with the same ISA, for any nth.
+ *      bitwise identical to amxq_matmul_ex() with the same ISA, for any nth. MUL_MAT_ID has its
+ *      own slice API of the same shape (amxq_matmul_id_plan(), below amxq_ctx_matmul_id()).
  *   2. An amxq_ctx: a small pool of persistent threads the caller creates and destroys, with a
  *      convenience product, amxq_ctx_matmul(), that drives the slice API itself.
  *
@@ -748,6 +749,108 @@ AMXQ_API amxq_status amxq_ctx_matmul_id(amxq_ctx *ctx, const void *const *expert
                                         int64_t n_slots, int64_t ld_ids, int64_t n_tokens, float *c,
                                         int64_t ldc_slot, int64_t ldc_token,
                                         const amxq_matmul_params *params);
+
+/*
+ * The expert product on an engine's own threads (ggml's ith / nth, like amxq_matmul_plan() and
+ * its slices for the dense product). One thread calls amxq_matmul_id_plan() (shapes only: the
+ * ids need not exist yet, so an engine can size its work buffer while planning its graph);
+ * every thread calls amxq_quantize_id_slice() (its share of the distinct rows of X into the
+ * shared workspace); all threads meet at the engine's barrier; every thread calls
+ * amxq_matmul_id_slice(), which groups the (token, slot) pairs by expert on its own (the same
+ * grouping on every thread, from the ids alone) and computes its run of the grid of (used expert,
+ * panel, row) cells, cut as for amxq_ctx_matmul_id(). Every element of C has the bits
+ * amxq_matmul_id() gives with the same params, for any nth (the numeric contract).
+ */
+
+/* What the threads of one sliced expert product share. Filled by amxq_matmul_id_plan(); treat as
+ * read-only (the slices check that it is still consistent). */
+typedef struct amxq_id_plan {
+    amxq_type type;        /* the experts' type */
+    int64_t n, k;          /* rows of each expert (columns of C), weights per row */
+    int64_t n_experts;     /* entries of the experts array */
+    int64_t x_slots;       /* 1 or n_slots, as for amxq_matmul_id() */
+    int64_t n_slots;       /* experts per token */
+    int64_t n_tokens;      /* tokens */
+    int n_threads;         /* the most threads of a compute step (its nth <= n_threads) */
+    amxq_isa isa;          /* params' isa: AUTO (per expert by its row count) or a forced family */
+    unsigned flags;        /* the amxq_matmul_params flags (AMXQ_KEEP_TILES) */
+    size_t workspace_size; /* bytes of the shared workspace */
+} amxq_id_plan;
+
+/** amxq_matmul_id_plan() : prepare a sliced amxq_matmul_id() for experts of (type, N, K).
+ *  @param type, n, k            the experts' type and shape (what amxq_packed_info() says of
+ *                               each of them).
+ *  @param n_experts, x_slots, n_slots, n_tokens   as for amxq_matmul_id().
+ *  @param n_threads             the most threads any compute step of this plan will use,
+ *                               1 ... 4096: the workspace holds a block per compute thread.
+ *  @param params                NULL, or isa (AUTO or a forced family, checked here and again
+ *                               by the slices) and flags (AMXQ_KEEP_TILES); the workspace fields
+ *                               are ignored (the slices take the workspace explicitly).
+ *  @param plan                  receives the plan (untouched on failure); plan->workspace_size
+ *                               is the workspace the slices need: the quantized distinct rows,
+ *                               then per compute thread its grouping of the pairs, a gather
+ *                               block and a temporary C of at most 256 rows.
+ *  @return AMXQ_OK; AMXQ_ERR_ISA_UNKNOWN (params' isa), AMXQ_ERR_ARG (unknown flag bits, x_slots
+ *          neither 1 nor n_slots, n_threads out of range), AMXQ_ERR_NULL (plan), AMXQ_ERR_TYPE,
+ *          AMXQ_ERR_SHAPE, AMXQ_ERR_K_BLOCK (the experts' shape, or n_experts, n_slots,
+ *          n_tokens or their product out of range, or a workspace that overflows), and the
+ *          failures of amxq_isa_check() for the ISA.
+ *  Thread safe. Allocates nothing. */
+AMXQ_API amxq_status amxq_matmul_id_plan(amxq_type type, int64_t n, int64_t k, int64_t n_experts,
+                                         int64_t x_slots, int64_t n_slots, int64_t n_tokens,
+                                         int n_threads, const amxq_matmul_params *params,
+                                         amxq_id_plan *plan);
+
+/** amxq_quantize_id_slice() : thread `ith` of `nth` quantizes the distinct rows of X of its share
+ *  of the tokens (a contiguous range, possibly empty) into the shared workspace.
+ *  @param plan            from amxq_matmul_id_plan().
+ *  @param x               the activations, row (t, s) at x + t * ldx_token + s * ldx_slot for
+ *                         s < plan->x_slots: as for amxq_matmul_id().
+ *  @param ldx_slot        >= K when plan->x_slots > 1 (else unused).
+ *  @param ldx_token       >= K when plan->n_tokens > 1 (else unused).
+ *  @param workspace       shared by all threads; AMXQ_ALIGNMENT-aligned, must not overlap x.
+ *  @param workspace_size  bytes at `workspace`, >= plan->workspace_size.
+ *  @param ith, nth        1 <= nth (any count, not bounded by plan->n_threads), 0 <= ith < nth.
+ *  Every thread 0..nth-1 must call it, and all must have returned before any thread calls
+ *  amxq_matmul_id_slice() on that workspace (the engine's barrier). Writes only its tokens' rows
+ *  of the shared part of the workspace. Needs neither the experts nor the ids.
+ *  @return AMXQ_OK; AMXQ_ERR_NULL, AMXQ_ERR_ARG (ith or nth out of range, or a plan that is not
+ *          from amxq_matmul_id_plan()), AMXQ_ERR_STRIDE, AMXQ_ERR_BUFFER_SIZE,
+ *          AMXQ_ERR_ALIGNMENT, AMXQ_ERR_OVERLAP, the failures of amxq_isa_check() for the ISA.
+ *  Thread safe: that is its purpose. Allocates nothing. */
+AMXQ_API amxq_status amxq_quantize_id_slice(const amxq_id_plan *plan, const float *x,
+                                            int64_t ldx_slot, int64_t ldx_token, void *workspace,
+                                            size_t workspace_size, int ith, int nth);
+
+/** amxq_matmul_id_slice() : thread `ith` of `nth` computes its share of C after the barrier.
+ *  @param plan            from amxq_matmul_id_plan().
+ *  @param experts         plan->n_experts pointers, as for amxq_matmul_id(); every non-NULL one
+ *                         of plan's type, N and K.
+ *  @param ids, ld_ids     the routing, as for amxq_matmul_id(); the same on every thread.
+ *  @param workspace       the workspace every thread's amxq_quantize_id_slice() has filled. Its
+ *                         shared part is only read; thread ith writes its own block (grouping,
+ *                         gather block, temporary C), so the workspace must not overlap C, the
+ *                         ids, the experts array or an expert.
+ *  @param workspace_size  bytes at `workspace`, >= plan->workspace_size.
+ *  @param c, ldc_slot, ldc_token   as for amxq_matmul_id(); this call writes only its share.
+ *  @param ith, nth        1 <= nth <= plan->n_threads, 0 <= ith < nth (nth may differ from the
+ *                         quantize step's). Threads 0..nth-1 together write every row of C once.
+ *  The share: the grid of (used expert, 16-column panel, row) cells, experts in index order, cut
+ *  into nth runs of equal cells with each cut moved to a multiple of 32 rows or a panel edge.
+ *  Each slice groups the pairs itself (O(n_tokens * n_slots + n_experts), as its checks), so
+ *  nothing it writes is addressed by what another thread wrote. Unless plan->flags has
+ *  AMXQ_KEEP_TILES, a slice that ran tile kernels releases the thread's tile state on return.
+ *  @return AMXQ_OK; AMXQ_ERR_NULL (a NULL argument, every expert NULL, an id naming a NULL
+ *          expert), AMXQ_ERR_ARG (ith or nth out of range, nth > plan->n_threads, a bad plan, an
+ *          id out of range), AMXQ_ERR_ALIGNMENT, AMXQ_ERR_BAD_PACKED (also: experts that are not
+ *          of the plan's type, N and K), AMXQ_ERR_STRIDE, AMXQ_ERR_BUFFER_SIZE, AMXQ_ERR_OVERLAP
+ *          (rows of C sharing an element; C or the workspace meeting an input or each other),
+ *          the failures of amxq_isa_check() for the ISA. On failure nothing is written.
+ *  Thread safe: that is its purpose. Allocates nothing. */
+AMXQ_API amxq_status amxq_matmul_id_slice(const amxq_id_plan *plan, const void *const *experts,
+                                          const int32_t *ids, int64_t ld_ids, void *workspace,
+                                          size_t workspace_size, float *c, int64_t ldc_slot,
+                                          int64_t ldc_token, int ith, int nth);
 
 /* ---- Logging -------------------------------------------------------------------------------- */
 

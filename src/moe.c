@@ -188,6 +188,55 @@ static size_t lattice_bytes(int64_t n1, int64_t l1, int64_t n2, int64_t l2, int6
     return (size_t)t * elem;
 }
 
+/* The experts array, O(n_experts): the first non-NULL expert fixes type, N and K; the others
+ * must carry the same header, which the library recomputes from (type, N, K) on validation
+ * (docs/design.md §4), so equal bytes mean valid and the same weight shape. */
+static amxq_status moe_check_experts(const void *const *experts, int64_t n_experts, amxq_layout *lo)
+{
+    const void *first = NULL;
+    for (int64_t e = 0; e < n_experts && first == NULL; e++)
+        first = experts[e];
+    AMXQ_CHECK(first != NULL, AMXQ_ERR_NULL); /* every id would name a NULL expert */
+    AMXQ_CHECK(amxq_is_aligned(first), AMXQ_ERR_ALIGNMENT);
+    AMXQ_TRY(amxq_layout_read(lo, first, SIZE_MAX));
+    for (int64_t e = 0; e < n_experts; e++) {
+        const void *w = experts[e];
+        if (w == NULL)
+            continue; /* allowed as long as no id names it (moe_check_ids) */
+        AMXQ_CHECK(amxq_is_aligned(w), AMXQ_ERR_ALIGNMENT);
+        AMXQ_CHECK(w == first || memcmp(w, first, AMXQ_HEADER_BYTES) == 0, AMXQ_ERR_BAD_PACKED);
+    }
+    return AMXQ_OK;
+}
+
+/* C (c_bytes from c) apart from the ids, the experts array and every expert buffer. */
+static amxq_status moe_check_c_apart(const float *c, size_t c_bytes, const int32_t *ids,
+                                     size_t ids_bytes, const void *const *experts,
+                                     int64_t n_experts, size_t expert_bytes)
+{
+    AMXQ_CHECK(!amxq_overlaps(c, c_bytes, ids, ids_bytes), AMXQ_ERR_OVERLAP);
+    AMXQ_CHECK(!amxq_overlaps(c, c_bytes, experts, (size_t)n_experts * sizeof(void *)),
+               AMXQ_ERR_OVERLAP);
+    for (int64_t e = 0; e < n_experts; e++)
+        AMXQ_CHECK(!amxq_overlaps(c, c_bytes, experts[e], expert_bytes), AMXQ_ERR_OVERLAP);
+    return AMXQ_OK;
+}
+
+/* The routing, O(n_tokens * n_slots): every id in range and naming a non-NULL expert. */
+static amxq_status moe_check_ids(const int32_t *ids, int64_t ld_ids, int64_t n_tokens,
+                                 int64_t n_slots, const void *const *experts, int64_t n_experts)
+{
+    for (int64_t t = 0; t < n_tokens; t++) {
+        const int32_t *row = ids + t * (n_tokens > 1 ? ld_ids : 0);
+        for (int64_t s = 0; s < n_slots; s++) {
+            const int32_t e = row[s];
+            AMXQ_CHECK(e >= 0 && e < n_experts, AMXQ_ERR_ARG);
+            AMXQ_CHECK(experts[e] != NULL, AMXQ_ERR_NULL);
+        }
+    }
+    return AMXQ_OK;
+}
+
 typedef struct moe_args {
     const void *const *experts;
     int64_t n_experts;
@@ -227,24 +276,8 @@ static amxq_status moe_check(const moe_args *a, moe_checked *ck)
     AMXQ_CHECK(a->n_tokens <= (MAX31 - 1) / a->n_slots, AMXQ_ERR_SHAPE);
     AMXQ_CHECK(a->x_slots == 1 || a->x_slots == a->n_slots, AMXQ_ERR_ARG);
 
-    /* The first non-NULL expert fixes type, N and K; the others must carry the same header,
-     * which the library recomputes from (type, N, K) on validation (docs/design.md §4), so equal
-     * bytes mean valid and the same weight shape. */
-    const void *first = NULL;
-    for (int64_t e = 0; e < a->n_experts && first == NULL; e++)
-        first = a->experts[e];
-    AMXQ_CHECK(first != NULL, AMXQ_ERR_NULL); /* every id would name a NULL expert */
-    AMXQ_CHECK(amxq_is_aligned(first), AMXQ_ERR_ALIGNMENT);
-    AMXQ_TRY(amxq_layout_read(&ck->lo, first, SIZE_MAX));
+    AMXQ_TRY(moe_check_experts(a->experts, a->n_experts, &ck->lo));
     const int64_t n = ck->lo.n, k = ck->lo.k;
-    /* Every expert buffer, O(n_experts), before anything is judged by the first one's N and K. */
-    for (int64_t e = 0; e < a->n_experts; e++) {
-        const void *w = a->experts[e];
-        if (w == NULL)
-            continue; /* allowed as long as no id names it (below) */
-        AMXQ_CHECK(amxq_is_aligned(w), AMXQ_ERR_ALIGNMENT);
-        AMXQ_CHECK(w == first || memcmp(w, first, AMXQ_HEADER_BYTES) == 0, AMXQ_ERR_BAD_PACKED);
-    }
 
     /* Strides: only those of a dimension with more than one element are used and checked. */
     AMXQ_CHECK(a->n_tokens == 1 || a->ldx_token >= k, AMXQ_ERR_STRIDE);
@@ -262,23 +295,9 @@ static amxq_status moe_check(const moe_args *a, moe_checked *ck)
                              a->n_slots > 1 ? a->ldc_slot : n, n),
                AMXQ_ERR_OVERLAP);
     AMXQ_CHECK(!amxq_overlaps(a->c, ck->c_bytes, a->x, ck->x_bytes), AMXQ_ERR_OVERLAP);
-    AMXQ_CHECK(!amxq_overlaps(a->c, ck->c_bytes, a->ids, ck->ids_bytes), AMXQ_ERR_OVERLAP);
-    AMXQ_CHECK(!amxq_overlaps(a->c, ck->c_bytes, a->experts, (size_t)a->n_experts * sizeof(void *)),
-               AMXQ_ERR_OVERLAP);
-
-    for (int64_t e = 0; e < a->n_experts; e++)
-        AMXQ_CHECK(!amxq_overlaps(a->c, ck->c_bytes, a->experts[e], ck->lo.total_bytes),
-                   AMXQ_ERR_OVERLAP);
-
-    /* The routing: O(n_tokens * n_slots). */
-    for (int64_t t = 0; t < a->n_tokens; t++) {
-        const int32_t *row = a->ids + t * (a->n_tokens > 1 ? a->ld_ids : 0);
-        for (int64_t s = 0; s < a->n_slots; s++) {
-            const int32_t e = row[s];
-            AMXQ_CHECK(e >= 0 && e < a->n_experts, AMXQ_ERR_ARG);
-            AMXQ_CHECK(a->experts[e] != NULL, AMXQ_ERR_NULL);
-        }
-    }
+    AMXQ_TRY(moe_check_c_apart(a->c, ck->c_bytes, a->ids, ck->ids_bytes, a->experts, a->n_experts,
+                               ck->lo.total_bytes));
+    AMXQ_TRY(moe_check_ids(a->ids, a->ld_ids, a->n_tokens, a->n_slots, a->experts, a->n_experts));
 
     /* The ISA: a forced family must run here; AUTO must have a usable process-wide choice. Per
      * expert it resolves later, for the expert's row count, and cannot fail then. */
@@ -308,8 +327,40 @@ static amxq_status moe_check_ws(const moe_args *a, const moe_checked *ck, const 
 
 /* ---- Set-up: grouping, per-expert ISA ------------------------------------------------------- */
 
-/* Group the pairs by expert into the workspace and resolve each used expert's family. Cannot fail
- * after moe_check (the ISA was validated there; resolving another M only changes the family). */
+/* Group the (token, slot) pairs by expert with a counting sort: order[] receives the pair indices
+ * t * n_slots + s, expert by expert in index order and in pair order within an expert; used[] one
+ * entry per expert some id names, with its family resolved from `isa` for its row count (cannot
+ * fail once the checks passed: resolving another M only changes the family). Returns the number
+ * of used experts. Deterministic: a function of the ids alone. */
+static int64_t moe_group(const int32_t *ids, int64_t ld_ids, int64_t n_tokens, int64_t n_slots,
+                         int64_t n_experts, amxq_isa isa, amxq_type type, int32_t *counts,
+                         int32_t *order, moe_used *used)
+{
+    if (n_tokens == 1)
+        ld_ids = 0;
+    memset(counts, 0, (size_t)n_experts * sizeof(int32_t));
+    for (int64_t t = 0; t < n_tokens; t++)
+        for (int64_t s = 0; s < n_slots; s++)
+            counts[ids[t * ld_ids + s]]++;
+    /* Used experts in index order; counts become each one's write cursor. */
+    int64_t n_used = 0, off = 0;
+    for (int64_t e = 0; e < n_experts; e++) {
+        if (counts[e] == 0)
+            continue;
+        amxq_isa fam = AMXQ_ISA_SCALAR;
+        amxq_resolve_isa(isa, type, counts[e], &fam);
+        used[n_used++] = (moe_used){(int32_t)e, (int32_t)fam, off, counts[e]};
+        const int64_t c = counts[e];
+        counts[e] = (int32_t)off;
+        off += c;
+    }
+    for (int64_t t = 0; t < n_tokens; t++)
+        for (int64_t s = 0; s < n_slots; s++)
+            order[counts[ids[t * ld_ids + s]]++] = (int32_t)(t * n_slots + s);
+    return n_used;
+}
+
+/* Group the pairs into the workspace and fill the job. Cannot fail after moe_check. */
 static void moe_setup(const moe_args *a, const moe_checked *ck, const moe_sizes *sz, void *ws,
                       moe_job *job)
 {
@@ -317,27 +368,8 @@ static void moe_setup(const moe_args *a, const moe_checked *ck, const moe_sizes 
     int32_t *counts = (int32_t *)(void *)(base + sz->off_counts);
     int32_t *order = (int32_t *)(void *)(base + sz->off_order);
     moe_used *used = (moe_used *)(void *)(base + sz->off_used);
-    const int64_t ld_ids = a->n_tokens > 1 ? a->ld_ids : 0;
-
-    memset(counts, 0, (size_t)a->n_experts * sizeof(int32_t));
-    for (int64_t t = 0; t < a->n_tokens; t++)
-        for (int64_t s = 0; s < a->n_slots; s++)
-            counts[a->ids[t * ld_ids + s]]++;
-    /* Used experts in index order; counts become each one's write cursor. */
-    int64_t n_used = 0, off = 0;
-    for (int64_t e = 0; e < a->n_experts; e++) {
-        if (counts[e] == 0)
-            continue;
-        amxq_isa isa = AMXQ_ISA_SCALAR;
-        amxq_resolve_isa(ck->isa, ck->lo.type, counts[e], &isa);
-        used[n_used++] = (moe_used){(int32_t)e, (int32_t)isa, off, counts[e]};
-        const int64_t c = counts[e];
-        counts[e] = (int32_t)off;
-        off += c;
-    }
-    for (int64_t t = 0; t < a->n_tokens; t++)
-        for (int64_t s = 0; s < a->n_slots; s++)
-            order[counts[a->ids[t * ld_ids + s]]++] = (int32_t)(t * a->n_slots + s);
+    const int64_t n_used = moe_group(a->ids, a->ld_ids, a->n_tokens, a->n_slots, a->n_experts,
+                                     ck->isa, ck->lo.type, counts, order, used);
 
     job->lo = ck->lo;
     job->experts = a->experts;
@@ -653,4 +685,212 @@ amxq_status amxq_ctx_matmul_id(amxq_ctx *ctx, const void *const *experts, int64_
     AMXQ_TRY(
         amxq_ctx_job_run(ctx, sz.total, given, macs < AMXQ_CTX_SMALL_MACS, moe_ctx_thread, &cj));
     return cj.st;
+}
+
+/* ---- The slice API for an engine's threads ------------------------------------------------------
+ *
+ * amxq_matmul_id_plan / amxq_quantize_id_slice / the engine's barrier / amxq_matmul_id_slice
+ * (include/amxq.h, docs/design.md §8). The workspace holds the quantized distinct rows, shared,
+ * then one block per thread of the compute step: its own copy of the grouping and its gather
+ * block and temporary C. Each compute slice groups the pairs itself from the ids (the same
+ * counting sort as above, a function of the ids alone, O(n_tokens * n_slots + n_experts), what
+ * the checks cost anyway), so the one barrier needs to publish only the quantized rows, and no
+ * address written by a slice ever comes from the shared workspace: a workspace that was not
+ * quantized gives wrong numbers, never a write outside C. The cut of the grid is moe_cut()'s,
+ * so every element has the bits of amxq_matmul_id() whatever nth. */
+
+/* Threads a plan may name; amxq_ctx_create()'s limit. */
+#define MOE_MAX_THREADS 4096
+
+/* The slice workspace: the shared rows, then n_threads blocks of `per` bytes, each [scratch of
+ * moe_rect][counts][order][used]. 0 if impossible. */
+static int moe_slice_sizes(amxq_type type, int64_t n, int64_t k, int64_t n_experts, int64_t x_slots,
+                           int64_t n_slots, int64_t n_tokens, int n_threads, moe_sizes *s,
+                           size_t *per, size_t *total)
+{
+    if (n_threads < 1 || n_threads > MOE_MAX_THREADS ||
+        !moe_sizes_of(type, n, k, n_experts, x_slots, n_slots, n_tokens, 1, s))
+        return 0;
+    size_t p = s->scratch, all;
+    if (!add_sz(&p, s->counts) || !add_sz(&p, s->order) || !add_sz(&p, s->used) ||
+        __builtin_mul_overflow(p, (size_t)n_threads, &all))
+        return 0;
+    size_t t = s->src;
+    if (!add_sz(&t, all))
+        return 0;
+    *per = p;
+    *total = t;
+    return 1;
+}
+
+amxq_status amxq_matmul_id_plan(amxq_type type, int64_t n, int64_t k, int64_t n_experts,
+                                int64_t x_slots, int64_t n_slots, int64_t n_tokens, int n_threads,
+                                const amxq_matmul_params *params, amxq_id_plan *plan)
+{
+    static const amxq_matmul_params defaults = {AMXQ_ISA_AUTO, 0, NULL, 0};
+    const amxq_matmul_params *pp = params ? params : &defaults;
+    AMXQ_CHECK((int)pp->isa >= 0 && (int)pp->isa < AMXQ_ISA_COUNT, AMXQ_ERR_ISA_UNKNOWN);
+    AMXQ_CHECK((pp->flags & ~AMXQ_KEEP_TILES) == 0, AMXQ_ERR_ARG);
+    AMXQ_CHECK(plan != NULL, AMXQ_ERR_NULL);
+    amxq_layout lo;
+    AMXQ_TRY(amxq_layout_init(&lo, type, n, k));
+    AMXQ_CHECK(n_experts > 0 && n_experts < MAX31, AMXQ_ERR_SHAPE);
+    AMXQ_CHECK(n_slots > 0 && n_slots < MAX31, AMXQ_ERR_SHAPE);
+    AMXQ_CHECK(n_tokens > 0 && n_tokens < MAX31, AMXQ_ERR_SHAPE);
+    AMXQ_CHECK(n_tokens <= (MAX31 - 1) / n_slots, AMXQ_ERR_SHAPE);
+    AMXQ_CHECK(x_slots == 1 || x_slots == n_slots, AMXQ_ERR_ARG);
+    AMXQ_CHECK(n_threads >= 1 && n_threads <= MOE_MAX_THREADS, AMXQ_ERR_ARG);
+    moe_sizes sz;
+    size_t per, total;
+    AMXQ_CHECK(moe_slice_sizes(type, n, k, n_experts, x_slots, n_slots, n_tokens, n_threads, &sz,
+                               &per, &total),
+               AMXQ_ERR_SHAPE);
+    amxq_isa probe;
+    AMXQ_TRY(amxq_resolve_isa(pp->isa, type, 1, &probe));
+    AMXQ_CHECK(amxq_kernels_get(probe, NULL) != NULL, AMXQ_ERR_ISA_UNSUPPORTED);
+    plan->type = type;
+    plan->n = n;
+    plan->k = k;
+    plan->n_experts = n_experts;
+    plan->x_slots = x_slots;
+    plan->n_slots = n_slots;
+    plan->n_tokens = n_tokens;
+    plan->n_threads = n_threads;
+    plan->isa = pp->isa;
+    plan->flags = pp->flags;
+    plan->workspace_size = total;
+    return AMXQ_OK;
+}
+
+/* A plan as amxq_matmul_id_plan() writes it: its layout and workspace pieces. */
+static amxq_status moe_check_plan(const amxq_id_plan *plan, int ith, int nth, amxq_layout *lo,
+                                  moe_sizes *sz, size_t *per)
+{
+    AMXQ_CHECK(nth >= 1 && ith >= 0 && ith < nth, AMXQ_ERR_ARG);
+    AMXQ_CHECK(amxq_layout_init(lo, plan->type, plan->n, plan->k) == AMXQ_OK, AMXQ_ERR_ARG);
+    size_t total;
+    AMXQ_CHECK(moe_slice_sizes(plan->type, plan->n, plan->k, plan->n_experts, plan->x_slots,
+                               plan->n_slots, plan->n_tokens, plan->n_threads, sz, per, &total) &&
+                   total == plan->workspace_size,
+               AMXQ_ERR_ARG);
+    AMXQ_CHECK((plan->flags & ~AMXQ_KEEP_TILES) == 0, AMXQ_ERR_ARG);
+    AMXQ_CHECK((int)plan->isa >= 0 && (int)plan->isa < AMXQ_ISA_COUNT, AMXQ_ERR_ARG);
+    return AMXQ_OK;
+}
+
+amxq_status amxq_quantize_id_slice(const amxq_id_plan *plan, const float *x, int64_t ldx_slot,
+                                   int64_t ldx_token, void *workspace, size_t workspace_size,
+                                   int ith, int nth)
+{
+    AMXQ_CHECK(plan != NULL && x != NULL && workspace != NULL, AMXQ_ERR_NULL);
+    amxq_layout lo;
+    moe_sizes sz;
+    size_t per;
+    AMXQ_TRY(moe_check_plan(plan, ith, nth, &lo, &sz, &per));
+    AMXQ_CHECK(plan->n_tokens == 1 || ldx_token >= plan->k, AMXQ_ERR_STRIDE);
+    AMXQ_CHECK(plan->x_slots == 1 || ldx_slot >= plan->k, AMXQ_ERR_STRIDE);
+    const size_t x_bytes =
+        lattice_bytes(plan->n_tokens, ldx_token, plan->x_slots, ldx_slot, plan->k, 4);
+    AMXQ_CHECK(x_bytes != 0, AMXQ_ERR_STRIDE);
+    AMXQ_CHECK(workspace_size >= plan->workspace_size, AMXQ_ERR_BUFFER_SIZE);
+    AMXQ_CHECK(amxq_is_aligned(workspace), AMXQ_ERR_ALIGNMENT);
+    AMXQ_CHECK(!amxq_overlaps(workspace, plan->workspace_size, x, x_bytes), AMXQ_ERR_OVERLAP);
+    /* Quantized bytes are the same for every family (the numeric contract); this one is the
+     * family amxq_matmul_id() quantizes with. */
+    amxq_isa qisa;
+    AMXQ_TRY(amxq_resolve_isa(plan->isa, plan->type, plan->n_tokens * plan->x_slots, &qisa));
+    amxq_status why = AMXQ_ERR_ISA_UNSUPPORTED;
+    moe_job job;
+    memset(&job, 0, sizeof job);
+    job.qtab = amxq_kernels_get(qisa, &why);
+    AMXQ_CHECK(job.qtab != NULL, why);
+    job.lo = lo;
+    job.x = x;
+    job.x_slots = plan->x_slots;
+    job.ldx_slot = plan->x_slots > 1 ? ldx_slot : 0;
+    job.ldx_token = plan->n_tokens > 1 ? ldx_token : 0;
+    job.n_slots = plan->n_slots;
+    job.n_tokens = plan->n_tokens;
+    job.off_src = sz.off_src;
+    moe_quantize(&job, workspace, ith, nth);
+    return AMXQ_OK;
+}
+
+amxq_status amxq_matmul_id_slice(const amxq_id_plan *plan, const void *const *experts,
+                                 const int32_t *ids, int64_t ld_ids, void *workspace,
+                                 size_t workspace_size, float *c, int64_t ldc_slot,
+                                 int64_t ldc_token, int ith, int nth)
+{
+    AMXQ_CHECK(plan != NULL && experts != NULL && ids != NULL && workspace != NULL && c != NULL,
+               AMXQ_ERR_NULL);
+    amxq_layout plo;
+    moe_sizes sz;
+    size_t per;
+    AMXQ_TRY(moe_check_plan(plan, ith, nth, &plo, &sz, &per));
+    AMXQ_CHECK(nth <= plan->n_threads, AMXQ_ERR_ARG);
+    const int64_t n_experts = plan->n_experts, n_slots = plan->n_slots;
+    const int64_t n_tokens = plan->n_tokens, n = plan->n;
+
+    amxq_layout lo;
+    AMXQ_TRY(moe_check_experts(experts, n_experts, &lo));
+    AMXQ_CHECK(lo.type == plan->type && lo.n == n && lo.k == plan->k, AMXQ_ERR_BAD_PACKED);
+
+    AMXQ_CHECK(n_tokens == 1 || ld_ids >= n_slots, AMXQ_ERR_STRIDE);
+    AMXQ_CHECK(n_slots == 1 || ldc_slot >= n, AMXQ_ERR_STRIDE);
+    AMXQ_CHECK(n_tokens == 1 || ldc_token >= n, AMXQ_ERR_STRIDE);
+    const size_t c_bytes = lattice_bytes(n_tokens, ldc_token, n_slots, ldc_slot, n, 4);
+    const size_t ids_bytes = lattice_bytes(n_tokens, ld_ids, 1, 0, n_slots, 4);
+    AMXQ_CHECK(c_bytes != 0 && ids_bytes != 0, AMXQ_ERR_STRIDE);
+
+    AMXQ_CHECK(workspace_size >= plan->workspace_size, AMXQ_ERR_BUFFER_SIZE);
+    AMXQ_CHECK(amxq_is_aligned(workspace), AMXQ_ERR_ALIGNMENT);
+
+    AMXQ_CHECK(!rows_collide(n_tokens, n_tokens > 1 ? ldc_token : n, n_slots,
+                             n_slots > 1 ? ldc_slot : n, n),
+               AMXQ_ERR_OVERLAP);
+    AMXQ_TRY(moe_check_c_apart(c, c_bytes, ids, ids_bytes, experts, n_experts, lo.total_bytes));
+    /* The workspace is written (this thread's block): apart from C and every input. */
+    const size_t wsz = plan->workspace_size;
+    AMXQ_CHECK(!amxq_overlaps(workspace, wsz, c, c_bytes) &&
+                   !amxq_overlaps(workspace, wsz, ids, ids_bytes) &&
+                   !amxq_overlaps(workspace, wsz, experts, (size_t)n_experts * sizeof(void *)),
+               AMXQ_ERR_OVERLAP);
+    for (int64_t e = 0; e < n_experts; e++)
+        AMXQ_CHECK(!amxq_overlaps(workspace, wsz, experts[e], lo.total_bytes), AMXQ_ERR_OVERLAP);
+    AMXQ_TRY(moe_check_ids(ids, ld_ids, n_tokens, n_slots, experts, n_experts));
+
+    amxq_isa probe;
+    AMXQ_TRY(amxq_resolve_isa(plan->isa, plan->type, 1, &probe));
+    AMXQ_CHECK(amxq_kernels_get(probe, NULL) != NULL, AMXQ_ERR_ISA_UNSUPPORTED);
+
+    /* Every check passed: group into this thread's block, then compute its run of the grid. */
+    uint8_t *block = (uint8_t *)workspace + sz.src + (size_t)ith * per;
+    int32_t *counts = (int32_t *)(void *)(block + sz.scratch);
+    int32_t *order = (int32_t *)(void *)(block + sz.scratch + sz.counts);
+    moe_used *used = (moe_used *)(void *)(block + sz.scratch + sz.counts + sz.order);
+    moe_job job;
+    memset(&job, 0, sizeof job);
+    job.n_used = moe_group(ids, ld_ids, n_tokens, n_slots, n_experts, plan->isa, plan->type, counts,
+                           order, used);
+    job.lo = lo;
+    job.experts = experts;
+    job.x_slots = plan->x_slots;
+    job.n_slots = n_slots;
+    job.n_tokens = n_tokens;
+    job.c = c;
+    job.ldc_slot = n_slots > 1 ? ldc_slot : 0;
+    job.ldc_token = n_tokens > 1 ? ldc_token : 0;
+    job.flags = plan->flags;
+    job.qtab = amxq_kernels_get(probe, NULL); /* not used here; moe_tables_ok wants one */
+    job.used = used;
+    job.n_pairs = n_tokens * n_slots;
+    job.order = order;
+    job.chunk = sz.chunk;
+    job.ld_tmp = sz.ld_tmp;
+    job.off_src = sz.off_src;
+    job.off_scratch = sz.src; /* moe_compute: thread ith's scratch at off_scratch + ith * per */
+    job.scratch_bytes = per;
+    AMXQ_TRY(moe_tables_ok(&job));
+    moe_tiles(&job, moe_compute(&job, workspace, ith, nth));
+    return AMXQ_OK;
 }

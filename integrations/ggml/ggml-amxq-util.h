@@ -142,6 +142,74 @@ static inline int gmm_run(struct gmm *g, ggml_backend_t be, int nth, const float
     return 1;
 }
 
+/* A graph computing Y = mul_mat_id(w, X, ids) for experts w [K, N, E], X [K, x_slots, T] f32 and
+ * ids [n_used, T] i32, its tensors in the CPU buffer. */
+struct gid {
+    struct ggml_context *ctx;
+    ggml_backend_buffer_t buf;
+    struct ggml_tensor *x, *ids, *y;
+    struct ggml_cgraph *gf;
+};
+
+static inline int gid_new(struct gid *g, ggml_backend_t be, struct ggml_tensor *w, int64_t x_slots,
+                          int64_t n_used, int64_t t)
+{
+    g->ctx = gw_ctx(8);
+    g->x = ggml_new_tensor_3d(g->ctx, GGML_TYPE_F32, w->ne[0], x_slots, t);
+    ggml_set_name(g->x, "x");
+    g->ids = ggml_new_tensor_2d(g->ctx, GGML_TYPE_I32, n_used, t);
+    ggml_set_name(g->ids, "ids");
+    g->y = ggml_mul_mat_id(g->ctx, w, g->x, g->ids);
+    ggml_set_name(g->y, "y");
+    g->gf = ggml_new_graph(g->ctx);
+    ggml_build_forward_expand(g->gf, g->y);
+    g->buf = ggml_backend_alloc_ctx_tensors(g->ctx, be);
+    return g->buf != NULL;
+}
+
+/* Runs the graph on `nth` threads: x and ids in (NULL: as they are), y out (NULL: not read). */
+static inline int gid_run(struct gid *g, ggml_backend_t be, int nth, const float *x,
+                          const int32_t *ids, float *y)
+{
+    ggml_backend_cpu_set_n_threads(be, nth);
+    if (x != NULL)
+        ggml_backend_tensor_set(g->x, x, 0, ggml_nbytes(g->x));
+    if (ids != NULL)
+        ggml_backend_tensor_set(g->ids, ids, 0, ggml_nbytes(g->ids));
+    if (ggml_backend_graph_compute(be, g->gf) != GGML_STATUS_SUCCESS)
+        return 0;
+    if (y != NULL)
+        ggml_backend_tensor_get(g->y, y, 0, ggml_nbytes(g->y));
+    return 1;
+}
+
+static inline void gid_free(struct gid *g)
+{
+    if (g->buf != NULL)
+        ggml_backend_buffer_free(g->buf);
+    ggml_free(g->ctx);
+    memset(g, 0, sizeof *g);
+}
+
+/* A MoE router's output: for each of T tokens, n_used different experts of 0 .. n_pick - 1
+ * (n_used <= n_pick), pseudo-random from `seed`. */
+static inline void g_route(int32_t *ids, int64_t n_used, int64_t t, int64_t n_pick, uint64_t seed)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
+    for (int64_t i = 0; i < t; i++)
+        for (int64_t j = 0; j < n_used;) {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            const int32_t e = (int32_t)(s % (uint64_t)n_pick);
+            int dup = 0;
+            for (int64_t l = 0; l < j; l++)
+                dup |= ids[i * n_used + l] == e;
+            if (!dup)
+                ids[i * n_used + j++] = e;
+        }
+}
+
 /* Deterministic values in [-1, 1). */
 static inline void g_fill(float *v, size_t n, uint64_t seed)
 {

@@ -1,8 +1,9 @@
 /*
  * ggml-amxq — amxq as an extra buffer type of ggml's CPU backend ("AMXQ").
  *
- * Weights placed in an AMXQ buffer are packed by amxq when they are written, and ggml's MUL_MAT on
- * them runs amxq's kernels on ggml's own threads. See integrations/ggml/README.md.
+ * Weights placed in an AMXQ buffer are packed by amxq when they are written (expert stacks expert
+ * by expert), and ggml's MUL_MAT and MUL_MAT_ID on them run amxq's kernels on ggml's own threads.
+ * See integrations/ggml/README.md.
  */
 #ifndef GGML_AMXQ_H_2C7E91B4
 #define GGML_AMXQ_H_2C7E91B4

@@ -1,12 +1,16 @@
 /*
- * Fuzz target (d): the argument checks of amxq_matmul_id / amxq_ctx_matmul_id (include/amxq.h,
+ * Fuzz target (d): the argument checks of amxq_matmul_id / amxq_ctx_matmul_id and of the expert
+ * slice API (amxq_matmul_id_plan, amxq_quantize_id_slice, amxq_matmul_id_slice) (include/amxq.h,
  * "Mixture-of-experts products"), with small random experts and activations.
  *
  * Input bytes: 0 type, 1 N, 2 K, 3 n_experts (some bytes: 0, -1, 2^31), 4 n_slots (some: 0),
  * 5 n_tokens (some: 0, 2^30), 6 x_slots (1, n_slots, 2, 0), 7-11 stride deltas in [-3, 7] on a
  * contiguous layout (ldx_slot, ldx_token, ld_ids, ldc_slot, ldc_token), 12 C's layout and
  * placement (bit 0-2: as is, slot-major, on X, on ids, on an expert, on the experts array;
- * bit 3: the context instead of the plain call), 13 the forced amxq_isa (every value plus
+ * bit 3: the context instead of the plain call; bit 4: the slice API instead of both, on
+ * 1 + (bits 5-7) % 3 slices run one after the other, the compute slices last to first; there
+ * "on X" is no fault, since X is read before the barrier, and is taken as "as is"; "no
+ * workspace" is a NULL workspace, a fault), 13 the forced amxq_isa (every value plus
  * unknown ones), 14 flags and workspace (bits 0-1: flags 0, KEEP_TILES, an unknown bit, the top
  * bit; bits 2-3: no workspace, exact, 64 bytes short, misaligned), 15 an expert fault (none, a
  * NULL expert, another N, another type, a corrupted header, a misaligned pointer) and 16 which
@@ -90,7 +94,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const int64_t d[5] = {(int64_t)(hb[7] % 11) - 3, (int64_t)(hb[8] % 11) - 3,
                           (int64_t)(hb[9] % 11) - 3, (int64_t)(hb[10] % 11) - 3,
                           (int64_t)(hb[11] % 11) - 3};
-    const int place = (hb[12] & 7) % 6, use_ctx = (hb[12] >> 3) & 1;
+    const int use_slice = (hb[12] >> 4) & 1, slice_nth = 1 + (hb[12] >> 5) % 3;
+    const int use_ctx = !use_slice && ((hb[12] >> 3) & 1);
+    int place = (hb[12] & 7) % 6;
+    if (use_slice && place == 2)
+        place = 0;
     static const int isa_vals[16] = {0, 0, 0, 1, 2, 3, 4, 5, 0, 1, 2, 4, 6, -1, INT_MAX, 255};
     const amxq_isa isa = (amxq_isa)isa_vals[hb[13] % 16];
     static const unsigned flag_vals[4] = {0, AMXQ_KEEP_TILES, 2u, 0x80000000u};
@@ -275,6 +283,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         prm.workspace_size = need + 56;
         bad |= FZ_BIT(AMXQ_ERR_ALIGNMENT);
     }
+    if (use_slice && ws_mode == 0)
+        bad |= FZ_BIT(AMXQ_ERR_NULL); /* the slices need a workspace */
 
     /* snapshot of everything C may sit on */
     uint8_t *snap_a = (uint8_t *)malloc(arena.size + 1), *snap_f = (uint8_t *)malloc(far_c.size);
@@ -282,7 +292,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(snap_a, arena.p, arena.size);
     memcpy(snap_f, far_c.p, far_c.size);
     amxq_status st;
-    if (use_ctx)
+    if (use_slice) {
+        const amxq_matmul_params pp = {isa, flags, NULL, 0};
+        amxq_id_plan plan;
+        st = amxq_matmul_id_plan(type, n, k, n_experts, x_slots, n_slots, n_tokens, slice_nth, &pp,
+                                 &plan);
+        fz_buf sws = fz_buf_new(st == AMXQ_OK ? plan.workspace_size + 64 : 64);
+        uint8_t *wp = ws_mode == 0 ? NULL : ws_mode == 3 ? sws.p + 8 : sws.p;
+        size_t wsz = 0;
+        if (st == AMXQ_OK)
+            wsz = ws_mode == 2   ? plan.workspace_size - 64
+                  : ws_mode == 3 ? plan.workspace_size + 56
+                                 : plan.workspace_size;
+        for (int i = 0; st == AMXQ_OK && i < slice_nth; i++)
+            st = amxq_quantize_id_slice(&plan, x, ldx_slot, ldx_token, wp, wsz, i, slice_nth);
+        for (int i = slice_nth - 1; st == AMXQ_OK && i >= 0; i--)
+            st = amxq_matmul_id_slice(&plan, exarr, ids, ld_ids, wp, wsz, c, ldc_slot, ldc_token, i,
+                                      slice_nth);
+        FZ_CHECK(fz_guard_ok(&sws), "slice workspace guard bytes");
+        fz_buf_free(&sws);
+    } else if (use_ctx)
         st = amxq_ctx_matmul_id(g_ctx, exarr, n_experts, x, x_slots, ldx_slot, ldx_token, ids,
                                 n_slots, ld_ids, n_tokens, c, ldc_slot, ldc_token, &prm);
     else
