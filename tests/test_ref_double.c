@@ -171,7 +171,7 @@ static void deq_weights(amxq_type t, const uint8_t *b, int64_t k, double *w)
         }
         return;
     }
-    const size_t bb = t == AMXQ_TYPE_Q4_0 ? 18 : t == AMXQ_TYPE_Q4_1 ? 20 : 34;
+    const size_t bb = (size_t)amxq_type_block_bytes(t);
     for (int64_t i = 0; i < k / 32; i++, b += bb) {
         const double d = half(b);
         double *o = w + 32 * i;
@@ -182,6 +182,13 @@ static void deq_weights(amxq_type t, const uint8_t *b, int64_t k, double *w)
             for (int l = 0; l < 16; l++) {
                 o[l] = d * ((b[2 + l] & 15) - 8);
                 o[l + 16] = d * ((b[2 + l] >> 4) - 8);
+            }
+        } else if (t == AMXQ_TYPE_Q5_0) { /* as ggml's dequantize_row_q5_0: bit l of qh */
+            const uint32_t qh =
+                (uint32_t)b[2] | (uint32_t)b[3] << 8 | (uint32_t)b[4] << 16 | (uint32_t)b[5] << 24;
+            for (int l = 0; l < 16; l++) {
+                o[l] = d * ((int)((b[6 + l] & 15) | ((qh >> l) & 1) << 4) - 16);
+                o[l + 16] = d * ((int)((b[6 + l] >> 4) | ((qh >> (l + 16)) & 1) << 4) - 16);
             }
         } else { /* Q4_1: the d*q part only; the min m is added per block with the block sum */
             for (int l = 0; l < 16; l++) {
@@ -236,6 +243,7 @@ static void gen_weights(amxq_type t, uint8_t *g, int64_t n, int64_t k, int varie
                 b[j] = (uint8_t)(rnd() >> 56);
             const double d = rs * 0.003 * (0.25 + fabs(rnd_u())) * (rnd() & 1 ? 1 : -1);
             put_half(b, t == AMXQ_TYPE_Q8_0     ? d / 16
+                        : t == AMXQ_TYPE_Q5_0   ? d / 2
                         : t == AMXQ_TYPE_Q4_K   ? d / 8
                         : t == AMXQ_TYPE_Q5_K   ? d / 16
                         : t == AMXQ_TYPE_IQ4_XS ? d / 64
@@ -352,9 +360,9 @@ int main(int argc, char **argv)
 {
     rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 20261123;
     printf("test_ref_double: seed %llu\n", (unsigned long long)rng_state);
-    static const amxq_type types[] = {AMXQ_TYPE_Q4_0,  AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                      AMXQ_TYPE_Q4_K,  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
-                                      AMXQ_TYPE_IQ4_XS};
+    static const amxq_type types[] = {AMXQ_TYPE_Q4_0,   AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
+                                      AMXQ_TYPE_Q4_K,   AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
+                                      AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0};
     int fails = 0;
     for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
         const amxq_type t = types[ti];

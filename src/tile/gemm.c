@@ -36,7 +36,7 @@
  *     their tiles transposed to each other (cslot()).
  * Scratch is on the stack only, about 70 KiB (C tiles 16, unpacked B 16, sums 36).
  *
- * Signedness: Q8_0 and Q4_0 (nibble - 8) use tdpbssd; Q4_1 and Q4_K keep the unsigned nibble
+ * Signedness: Q8_0, Q4_0 (nibble - 8) and Q5_0 (5-bit - 16) use tdpbssd; Q4_1, Q4_K keep the nibble
  * and use tdpbsud, with their offsets handled through the scales: Q4_1's m_w * s_x term and
  * Q4_K's dmin * d_x * sum_j m_j * bsums term. Q4_K accumulates sc_j * isum_j exactly in int32
  * across the 8 sub-blocks of a super-block (as ggml does) and converts once per super-block.
@@ -59,6 +59,7 @@
 #include "ref/fp16.h"
 #include "simd.h"
 #include "vec512.h"
+#include "vec512_kx.h"
 #include "tile/tile.h"
 #if defined(AMXQ_TILE_PROXY)
 #include "tile/proxy.h"
@@ -90,6 +91,20 @@ static inline void unpack_q4(const uint8_t *src, int8_t *dst, int minus8)
         }
         _mm512_store_si512(dst + 64 * l, lo);
         _mm512_store_si512(dst + 64 * (4 + l), hi);
+    }
+}
+
+/* Q5_0 chunk (the qh line, then 4 qs lines, src/internal.h) -> 8 tile rows of the 5-bit values
+ * minus 16 (signed, -16..15): low nibbles k = 0..15 (rows 0..3), high nibbles k = 16..31. */
+static inline void unpack_q5(const uint8_t *src, int8_t *dst)
+{
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    const __m512i qh = _mm512_loadu_si512(src);
+    for (int l = 0; l < 4; l++) {
+        const __m512i v = _mm512_loadu_si512(src + 64 * (1 + l));
+        _mm512_store_si512(dst + 64 * l, _mm512_sub_epi8(vn_q5_k_line(v, qh, 2 * l), sixteen));
+        _mm512_store_si512(dst + 64 * (4 + l),
+                           _mm512_sub_epi8(vn_q5_k_line(v, qh, 2 * l + 1), sixteen));
     }
 }
 
@@ -187,6 +202,9 @@ static inline __attribute__((always_inline)) void prep_b(const struct chunk *k, 
             case AMXQ_TI_Q4_1:
                 unpack_q4(panel + (size_t)t * AMXQ_CHUNK_Q4_1, dst, 0);
                 break;
+            case AMXQ_TI_Q5_0:
+                unpack_q5(panel + (size_t)t * AMXQ_CHUNK_Q5_0, dst);
+                break;
             default: /* Q4_K: step t is sub-block t % 8 of super-block t / 8 */
                 unpack_q4k(panel + (size_t)(t / 8) * AMXQ_CHUNK_Q4_K + (size_t)((t % 8) / 2) * 512,
                            dst, (int)(t & 1));
@@ -222,7 +240,7 @@ static inline __attribute__((always_inline)) void tile_dp(const struct chunk *k,
     TILE_LOAD(6, bptr[0], 64);
     if (two_b)
         TILE_LOAD(7, bptr[1], 64);
-    if (ti == AMXQ_TI_Q8_0 || ti == AMXQ_TI_Q4_0) {
+    if (ti == AMXQ_TI_Q8_0 || ti == AMXQ_TI_Q4_0 || ti == AMXQ_TI_Q5_0) {
         TILE_DPBSSD(0, 4, 6);
         if (two_a)
             TILE_DPBSSD(1, 5, 6);
@@ -606,6 +624,11 @@ AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_q4_k))
     gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_Q4_K);
 }
 
+AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_q5_0))
+{
+    gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_Q5_0);
+}
+
 /* ---- Tile state and the table rung ---------------------------------------------------------- */
 
 #if !defined(AMXQ_TILE_PROXY) /* the proxy's gemms are reached only through src/tile/proxy.h */
@@ -640,6 +663,8 @@ void AMXQ_TSFX(amxq_kernels_init)(struct amxq_kernels *t)
     t->t[AMXQ_TI_Q8_0].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q8_0);
     t->t[AMXQ_TI_Q4_K].gemm = AMXQ_TSFX(amxq_gemm_q4_k);
     t->t[AMXQ_TI_Q4_K].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q4_k);
+    t->t[AMXQ_TI_Q5_0].gemm = AMXQ_TSFX(amxq_gemm_q5_0);
+    t->t[AMXQ_TI_Q5_0].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q5_0);
     t->tile_release = AMXQ_TSFX(amxq_tile_release);
 }
 #endif /* !AMXQ_TILE_PROXY */

@@ -171,6 +171,16 @@ static void gen_block(uint64_t *s, amxq_type type, enum ca_class cls, float row_
         memcpy(blk, &b, sizeof b);
         break;
     }
+    case AMXQ_TYPE_Q5_0: { /* 5-bit value 16 is the zero weight: nibble 0 with its qh bit set */
+        amxq_block_q5_0 b;
+        b.d = weight_scale(s, cls, 0.0015f * row_scale);
+        for (int i = 0; i < 4; i++)
+            b.qh[i] = zero_quants ? 0xff : (uint8_t)rnd(s);
+        for (int i = 0; i < 16; i++)
+            b.qs[i] = zero_quants ? 0x00 : (uint8_t)rnd(s);
+        memcpy(blk, &b, sizeof b);
+        break;
+    }
     case AMXQ_TYPE_Q8_0: {
         amxq_block_q8_0 b;
         b.d = weight_scale(s, cls, 0.0002f * row_scale);

@@ -91,10 +91,10 @@ static inline float fz_randf(uint64_t *s)
 }
 
 /* The ggml types, in a fixed order for carving. */
-#define FZ_NTYPES 7
-static const amxq_type fz_types[FZ_NTYPES] = {AMXQ_TYPE_Q4_0,  AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                              AMXQ_TYPE_Q4_K,  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
-                                              AMXQ_TYPE_IQ4_XS};
+#define FZ_NTYPES 8
+static const amxq_type fz_types[FZ_NTYPES] = {AMXQ_TYPE_Q4_0,   AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
+                                              AMXQ_TYPE_Q4_K,   AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
+                                              AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0};
 
 /* The type a carved byte names: bytes below 232 keep the first four types' mapping (b % 4), so
  * the corpus saved before the later types keeps its meaning; 232..247 name the later types. */
@@ -268,7 +268,11 @@ static inline void fz_oracle(amxq_type type, const uint8_t *w, const uint8_t *a,
                 int q;
                 if (type == AMXQ_TYPE_Q8_0)
                     q = ((const int8_t *)(w + 2))[i];
-                else {
+                else if (type == AMXQ_TYPE_Q5_0) { /* ggml's block_q5_0: d, u32 qh, qs */
+                    const uint8_t byte = w[6 + i % 16];
+                    q = ((i < 16 ? byte & 15 : byte >> 4) | ((w[2 + i / 8] >> (i % 8)) & 1) << 4) -
+                        16;
+                } else {
                     const uint8_t byte = w[(type == AMXQ_TYPE_Q4_1 ? 4 : 2) + i % 16];
                     q = (i < 16 ? byte & 15 : byte >> 4) - (type == AMXQ_TYPE_Q4_0 ? 8 : 0);
                 }
