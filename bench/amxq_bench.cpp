@@ -98,8 +98,9 @@ const int64_t kScalarM[] = {1, 2, 4, 8, 16, 32, 64, 128};
 /* The emulators are test vehicles, slower still. */
 const int64_t kEmuM[] = {1, 8};
 
-const amxq_type kTypes[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,   AMXQ_TYPE_Q4_K,
-                            AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0};
+const amxq_type kTypes[] = {AMXQ_TYPE_Q4_0,   AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
+                            AMXQ_TYPE_Q4_K,   AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
+                            AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1};
 
 const char *type_label(amxq_type t)
 {
@@ -120,6 +121,8 @@ const char *type_label(amxq_type t)
         return "IQ4_XS";
     case AMXQ_TYPE_Q5_0:
         return "Q5_0";
+    case AMXQ_TYPE_Q5_1:
+        return "Q5_1";
     }
     return "?";
 }
@@ -816,6 +819,7 @@ size_t act_row_bytes(amxq_type type, int64_t k)
 {
     switch (type) {
     case AMXQ_TYPE_Q4_1:
+    case AMXQ_TYPE_Q5_1:
         return (size_t)(k / 32) * 36;
     case AMXQ_TYPE_Q4_K:
     case AMXQ_TYPE_Q6_K:

@@ -38,7 +38,8 @@
     X(Q6_K, q6_k, 256, 210, q8_k)                                                                  \
     X(Q5_K, q5_k, 256, 176, q8_k)                                                                  \
     X(IQ4_XS, iq4_xs, 256, 136, q8_k)                                                              \
-    X(Q5_0, q5_0, 32, 22, q8_0)
+    X(Q5_0, q5_0, 32, 22, q8_0)                                                                    \
+    X(Q5_1, q5_1, 32, 24, q8_1)
 
 /* Dense index of a type, for table slots. */
 enum amxq_type_index {
@@ -60,7 +61,7 @@ static inline int amxq_type_act_q8_k(amxq_type type)
 }
 static inline int amxq_type_act_q8_1(amxq_type type)
 {
-    return type == AMXQ_TYPE_Q4_1;
+    return type == AMXQ_TYPE_Q4_1 || type == AMXQ_TYPE_Q5_1;
 }
 
 /* ---- ggml block formats (docs/design.md §2) ------------------------------------------------- */
@@ -88,6 +89,11 @@ typedef struct {
     uint8_t qh[4]; /* little-endian u32: bit j is the fifth bit of weight j */
     uint8_t qs[16];
 } amxq_block_q5_0;
+typedef struct {
+    uint16_t d, m;
+    uint8_t qh[4]; /* as Q5_0 */
+    uint8_t qs[16];
+} amxq_block_q5_1;
 typedef struct {
     uint16_t d, dmin;
     uint8_t scales[12];
@@ -190,6 +196,7 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
  *               low (h = 0) or high (h = 1) nibble of byte i of qs line 1 + L, i.e. ggml's qh bit
  *               16h + 4L + i; so qs line 1 + L and the qh line unpack as Q5_K's run L / sub-blocks
  *               2L, 2L + 1 do (vn_q5_k_line, src/vec512_kx.h).
+ *   Q5_1:       as Q5_0.
  *   Q4_K:       each of ggml's four 32-byte runs -> 8 lines (512 B); 2048 B a super-block.
  *               Low nibbles of run r are sub-block 2r, high nibbles sub-block 2r+1.
  *   Q5_K:       ggml's qh (32 B) and qs (128 B), contiguous in the block, as one run of 160 bytes
@@ -209,6 +216,7 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
  *   Q4_1: uint16 d[16], uint16 m[16]                                             64 B
  *   Q8_0: uint16 d[16]                                                              32 B
  *   Q5_0: uint16 d[16]                                                              32 B
+ *   Q5_1: uint16 d[16], uint16 m[16]                                             64 B
  *   Q4_K: uint16 d[16], uint16 dmin[16], uint8 sc[8][16], uint8 m[8][16]         320 B
  *         (sc, m: the 6-bit sub-block scales and mins, unpacked; [sub-block][row])
  *   Q5_K: as Q4_K                                                                  320 B
@@ -231,6 +239,8 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
 #define AMXQ_TERMS_IQ4_XS 160
 #define AMXQ_CHUNK_Q5_0   320
 #define AMXQ_TERMS_Q5_0   32
+#define AMXQ_CHUNK_Q5_1   320
+#define AMXQ_TERMS_Q5_1   64
 
 /* ---- Quantized activations (the workspace) -------------------------------------------------- */
 

@@ -33,6 +33,8 @@ static struct block_fields fields_of(amxq_type type)
         return (struct block_fields){0, SIZE_MAX, SIZE_MAX, 2, 32};
     case AMXQ_TYPE_Q5_0: /* d; qh and qs are one run of 20 bytes */
         return (struct block_fields){0, SIZE_MAX, SIZE_MAX, 2, 20};
+    case AMXQ_TYPE_Q5_1: /* d, m; qh and qs as Q5_0 */
+        return (struct block_fields){0, 2, SIZE_MAX, 4, 20};
     case AMXQ_TYPE_IQ4_XS: /* d, scales_h and scales_l (6 bytes at 2), qs */
         return (struct block_fields){0, SIZE_MAX, 2, 8, 128};
     case AMXQ_TYPE_Q5_K: /* Q4_K's fields; qh and qs are one run of 160 bytes */
@@ -96,7 +98,7 @@ static void iq4xs_scales_encode(const int8_t ls[8], uint8_t s[6])
     s[1] = (uint8_t)(h >> 8);
 }
 
-/* Q5_0: ggml's qh bit g (the fifth bit of weight g) <-> packed qh bit 8i + 2L + h, where
+/* Q5_0, Q5_1: ggml's qh bit g (the fifth bit of weight g) <-> packed qh bit 8i + 2L + h, where
  * g = 16h + 4L + i: the weight sits in nibble h of byte i of qs line L (src/internal.h). */
 static unsigned q5_qh_bit(unsigned g)
 {
@@ -144,6 +146,10 @@ void amxq_pack_panels(const amxq_layout *lo, const uint8_t *ggml_rows, uint8_t *
                 memcpy(terms + 2 * j, blk + f.d, 2); /* d[16] */
                 switch (lo->type) {
                 case AMXQ_TYPE_Q4_0:
+                    break;
+                case AMXQ_TYPE_Q5_1:
+                    memcpy(terms + 32 + 2 * j, blk + f.m, 2); /* m[16] */
+                    q5_qh_reorder(chunk + 4 * (size_t)j, 1);
                     break;
                 case AMXQ_TYPE_Q5_0: /* the qh line's bits in kernel order */
                     q5_qh_reorder(chunk + 4 * (size_t)j, 1);
@@ -201,11 +207,11 @@ void amxq_unpack_panels(const amxq_layout *lo, const uint8_t *packed, uint8_t *g
                     ggml_rows + (size_t)(n0 + j) * row_bytes + (size_t)b * lo->block_bytes;
                 for (size_t l = 0; l < lines; l++)
                     memcpy(blk + f.qs + 4 * l, chunk + l * 64 + 4 * (size_t)j, 4);
-                if (lo->type == AMXQ_TYPE_Q5_0)
+                if (lo->type == AMXQ_TYPE_Q5_0 || lo->type == AMXQ_TYPE_Q5_1)
                     q5_qh_reorder(blk + f.qs, 0);
                 memcpy(blk + f.d, terms + 2 * j, 2);
                 if (lo->type == AMXQ_TYPE_Q4_1 || lo->type == AMXQ_TYPE_Q4_K ||
-                    lo->type == AMXQ_TYPE_Q5_K)
+                    lo->type == AMXQ_TYPE_Q5_K || lo->type == AMXQ_TYPE_Q5_1)
                     memcpy(blk + f.m, terms + 32 + 2 * j, 2);
                 if (lo->type == AMXQ_TYPE_Q4_K || lo->type == AMXQ_TYPE_Q5_K) {
                     uint8_t sc[8], m[8];

@@ -75,6 +75,10 @@ static float dot_32(const amxq_layout *lo, const uint8_t *panel, int j, const am
             for (int t = 0; t < 32; t++)
                 isum += (q5_weight(chunk, j, t) - 16) * xb[t];
             break;
+        case AMXQ_TYPE_Q5_1:
+            for (int t = 0; t < 32; t++)
+                isum += q5_weight(chunk, j, t) * xb[t];
+            break;
         case AMXQ_TYPE_Q8_0:
         default:
             for (int t = 0; t < 32; t++)
@@ -84,7 +88,7 @@ static float dot_32(const amxq_layout *lo, const uint8_t *panel, int j, const am
         /* |isum| < 2^24 for these types: the conversion is exact */
         const float scale = dw * xd[b];
         acc = fmaf((float)isum, scale, acc);
-        if (lo->type == AMXQ_TYPE_Q4_1) {
+        if (lo->type == AMXQ_TYPE_Q4_1 || lo->type == AMXQ_TYPE_Q5_1) {
             const float mw = amxq_ref_term_half(terms, 32, j);
             acc = fmaf(mw, qx->s[m * qx->ld_d + b], acc);
         }
@@ -155,6 +159,11 @@ AMXQ_DECL_GEMM_FN(amxq_gemm_q8_0_ref)
 }
 
 AMXQ_DECL_GEMM_FN(amxq_gemm_q5_0_ref)
+{
+    amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_32);
+}
+
+AMXQ_DECL_GEMM_FN(amxq_gemm_q5_1_ref)
 {
     amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_32);
 }

@@ -37,7 +37,7 @@
  * Scratch is on the stack only, about 70 KiB (C tiles 16, unpacked B 16, sums 36).
  *
  * Signedness: Q8_0, Q4_0 (nibble - 8) and Q5_0 (5-bit - 16) use tdpbssd; Q4_1, Q4_K keep the nibble
- * and use tdpbsud, with their offsets handled through the scales: Q4_1's m_w * s_x term and
+ * (Q5_1 its 5-bit value) and use tdpbsud, offsets through the scales: Q4_1's / Q5_1's m_w * s_x and
  * Q4_K's dmin * d_x * sum_j m_j * bsums term. Q4_K accumulates sc_j * isum_j exactly in int32
  * across the 8 sub-blocks of a super-block (as ggml does) and converts once per super-block.
  *
@@ -94,17 +94,22 @@ static inline void unpack_q4(const uint8_t *src, int8_t *dst, int minus8)
     }
 }
 
-/* Q5_0 chunk (the qh line, then 4 qs lines, src/internal.h) -> 8 tile rows of the 5-bit values
- * minus 16 (signed, -16..15): low nibbles k = 0..15 (rows 0..3), high nibbles k = 16..31. */
-static inline void unpack_q5(const uint8_t *src, int8_t *dst)
+/* Q5_0 / Q5_1 chunk (the qh line, then 4 qs lines, src/internal.h) -> 8 tile rows of the 5-bit
+ * values: low nibbles k = 0..15 (rows 0..3), high nibbles k = 16..31. minus16: Q5_0's signed
+ * values (-16..15); else Q5_1's 0..31. */
+static inline void unpack_q5(const uint8_t *src, int8_t *dst, int minus16)
 {
     const __m512i sixteen = _mm512_set1_epi8(16);
     const __m512i qh = _mm512_loadu_si512(src);
     for (int l = 0; l < 4; l++) {
         const __m512i v = _mm512_loadu_si512(src + 64 * (1 + l));
-        _mm512_store_si512(dst + 64 * l, _mm512_sub_epi8(vn_q5_k_line(v, qh, 2 * l), sixteen));
-        _mm512_store_si512(dst + 64 * (4 + l),
-                           _mm512_sub_epi8(vn_q5_k_line(v, qh, 2 * l + 1), sixteen));
+        __m512i lo = vn_q5_k_line(v, qh, 2 * l), hi = vn_q5_k_line(v, qh, 2 * l + 1);
+        if (minus16) {
+            lo = _mm512_sub_epi8(lo, sixteen);
+            hi = _mm512_sub_epi8(hi, sixteen);
+        }
+        _mm512_store_si512(dst + 64 * l, lo);
+        _mm512_store_si512(dst + 64 * (4 + l), hi);
     }
 }
 
@@ -203,7 +208,10 @@ static inline __attribute__((always_inline)) void prep_b(const struct chunk *k, 
                 unpack_q4(panel + (size_t)t * AMXQ_CHUNK_Q4_1, dst, 0);
                 break;
             case AMXQ_TI_Q5_0:
-                unpack_q5(panel + (size_t)t * AMXQ_CHUNK_Q5_0, dst);
+                unpack_q5(panel + (size_t)t * AMXQ_CHUNK_Q5_0, dst, 1);
+                break;
+            case AMXQ_TI_Q5_1:
+                unpack_q5(panel + (size_t)t * AMXQ_CHUNK_Q5_1, dst, 0);
                 break;
             default: /* Q4_K: step t is sub-block t % 8 of super-block t / 8 */
                 unpack_q4k(panel + (size_t)(t / 8) * AMXQ_CHUNK_Q4_K + (size_t)((t % 8) / 2) * 512,
@@ -310,7 +318,7 @@ epi_rows_32(const struct chunk *k, const struct batch *bt, const struct epi *e, 
             const __m512 *mw, int nb, int mode, int i, const int R, int ti)
 {
     const amxq_qx *qx = k->qx;
-    const int q41 = ti == AMXQ_TI_Q4_1;
+    const int q41 = ti == AMXQ_TI_Q4_1 || ti == AMXQ_TI_Q5_1; /* the m_w * s_x term */
     __m512 acc[4];
     const float *dx[4], *sx[4];
     for (int r = 0; r < R; r++) {
@@ -440,8 +448,9 @@ static inline __attribute__((always_inline)) void epilogue(const struct chunk *k
     __m512 dw[NB], mw[NB];
     for (int j = 0; j < nb; j++) {
         dw[j] = vn_load_ph(e.terms + (size_t)j * lo->terms_bytes);
-        mw[j] = ti == AMXQ_TI_Q4_1 ? vn_load_ph(e.terms + (size_t)j * lo->terms_bytes + 32)
-                                   : _mm512_setzero_ps();
+        mw[j] = ti == AMXQ_TI_Q4_1 || ti == AMXQ_TI_Q5_1
+                    ? vn_load_ph(e.terms + (size_t)j * lo->terms_bytes + 32)
+                    : _mm512_setzero_ps();
     }
     for (; i + 4 <= rows; i += 4)
         epi_rows_32(k, bt, &e, dw, mw, nb, mode, i, 4, ti);
@@ -629,6 +638,11 @@ AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_q5_0))
     gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_Q5_0);
 }
 
+AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_q5_1))
+{
+    gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_Q5_1);
+}
+
 /* ---- Tile state and the table rung ---------------------------------------------------------- */
 
 #if !defined(AMXQ_TILE_PROXY) /* the proxy's gemms are reached only through src/tile/proxy.h */
@@ -665,6 +679,8 @@ void AMXQ_TSFX(amxq_kernels_init)(struct amxq_kernels *t)
     t->t[AMXQ_TI_Q4_K].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q4_k);
     t->t[AMXQ_TI_Q5_0].gemm = AMXQ_TSFX(amxq_gemm_q5_0);
     t->t[AMXQ_TI_Q5_0].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q5_0);
+    t->t[AMXQ_TI_Q5_1].gemm = AMXQ_TSFX(amxq_gemm_q5_1);
+    t->t[AMXQ_TI_Q5_1].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q5_1);
     t->tile_release = AMXQ_TSFX(amxq_tile_release);
 }
 #endif /* !AMXQ_TILE_PROXY */

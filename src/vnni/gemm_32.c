@@ -1,5 +1,5 @@
 /*
- * VNNI products for the 32-weight block types: Q4_0, Q5_0 and Q4_1 (against Q8_0 / Q8_1
+ * VNNI products for the 32-weight block types: Q4_0, Q5_0, Q4_1 and Q5_1 (against Q8_0 / Q8_1
  * activations) and Q8_0 (against Q8_0). One body, the weight type a compile-time constant.
  *
  * vpdpbusd multiplies unsigned bytes by signed bytes. A packed 64-byte line is 16 columns x 4
@@ -11,18 +11,19 @@
  *   Q4_0  nibbles 0..15 are the u8 operand;   sum (q-8)*x = sum q*x - 8*sum x    start -8*sx
  *   Q5_0  5-bit values 0..31 (nibble | qh bit << 4, vn_q5_k_line);               start -16*sx
  *   Q4_1  nibbles are the value;               no correction (m_w*s_x added in float)
+ *   Q5_1  5-bit values are the value;          no correction (m_w*s_x added in float)
  *   Q8_0  line ^ 0x80 = q+128 as u8;          sum q*x = sum (q+128)*x - 128*sx   start -128*sx
  *
  * with sx = qx->sums, the block's sum of activation quants. Q8_0 flips the weight side rather than
  * the activation side so that the flip is paid once per line and reused by all R rows (which is
- * why the packed layout carries no weight sums). Q5_0's qh line (line 0 of its chunk) holds, in
- * byte i of each row, the fifth bits of byte i of the four qs lines, low and high nibble (bits
+ * why the packed layout carries no weight sums). The Q5 types' qh line (line 0 of its chunk) holds,
+ * in byte i of each row, the fifth bits of byte i of the four qs lines, low and high nibble (bits
  * 2L, 2L + 1 for line L: src/internal.h), so a 5-bit line is Q5_K's unpack of one nibble set.
  * Per block the int32 sum is scaled in float by the numeric contract (docs/design.md §1,
  * include/amxq.h), which this code and the reference implement operation for operation:
  *
  *   acc = fma(float(isum), d_w * d_x, acc)          one rounding for d_w * d_x, one for the fma
- *   acc = fma(m_w, s_x, acc)                         Q4_1 only
+ *   acc = fma(m_w, s_x, acc)                         Q4_1, Q5_1 only
  *
  * acc restarting at +0 every VN_GROUP_32 blocks and added into a double sum (gemm.h).
  *
@@ -35,13 +36,14 @@
 #include "vec512_kx.h"
 #include "vnni/gemm.h"
 
-enum { T_Q4_0, T_Q4_1, T_Q8_0, T_Q5_0 };
+enum { T_Q4_0, T_Q4_1, T_Q8_0, T_Q5_0, T_Q5_1 };
 
 VN_INLINE void gemm32_tile(const struct vn_tile *t, const int T, const int R, const int P)
 {
-    const int q5 = T == T_Q5_0;
+    const int q5 = T == T_Q5_0 || T == T_Q5_1;
+    const int with_m = T == T_Q4_1 || T == T_Q5_1; /* the m_w * s_x term; no start correction */
     const size_t chunk = T == T_Q8_0 ? AMXQ_CHUNK_Q8_0 : q5 ? AMXQ_CHUNK_Q5_0 : AMXQ_CHUNK_Q4_0;
-    const size_t termsz = T == T_Q4_1 ? AMXQ_TERMS_Q4_1 : AMXQ_TERMS_Q4_0;
+    const size_t termsz = with_m ? AMXQ_TERMS_Q4_1 : AMXQ_TERMS_Q4_0;
     const int lines = (int)(chunk / 64);
     const int qs0 = q5; /* the line where the quants start: Q5's qh line comes first */
     const int32_t corr = T == T_Q4_0 ? -8 : T == T_Q5_0 ? -16 : -128;
@@ -76,7 +78,7 @@ VN_INLINE void gemm32_tile(const struct vn_tile *t, const int T, const int R, co
 
             __m512i ia[VN_RMAX][VN_PMAX];
             for (int r = 0; r < R; r++) {
-                const __m512i start = T == T_Q4_1
+                const __m512i start = with_m
                                           ? _mm512_setzero_si512()
                                           : _mm512_set1_epi32(corr * t->xsum[r * t->ld_sums + b]);
                 for (int p = 0; p < P; p++)
@@ -113,11 +115,11 @@ VN_INLINE void gemm32_tile(const struct vn_tile *t, const int T, const int R, co
 
             for (int p = 0; p < P; p++) {
                 const __m512 dw = vn_load_ph(terms[p]);
-                const __m512 mw = T == T_Q4_1 ? vn_load_ph(terms[p] + 32) : _mm512_setzero_ps();
+                const __m512 mw = with_m ? vn_load_ph(terms[p] + 32) : _mm512_setzero_ps();
                 for (int r = 0; r < R; r++) {
                     const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(t->xd[r * t->ld_d + b]));
                     acc[r][p] = vn_fmadd_ps(vn_cvt_i32_ps(ia[r][p]), scale, acc[r][p]);
-                    if (T == T_Q4_1)
+                    if (with_m)
                         acc[r][p] =
                             vn_fmadd_ps(mw, _mm512_set1_ps(t->xs[r * t->ld_d + b]), acc[r][p]);
                 }
@@ -138,10 +140,12 @@ VN_INLINE void gemm32_tile(const struct vn_tile *t, const int T, const int R, co
 #define Q4_1_BODY(t, R, P) gemm32_tile(t, T_Q4_1, R, P)
 #define Q8_0_BODY(t, R, P) gemm32_tile(t, T_Q8_0, R, P)
 #define Q5_0_BODY(t, R, P) gemm32_tile(t, T_Q5_0, R, P)
+#define Q5_1_BODY(t, R, P) gemm32_tile(t, T_Q5_1, R, P)
 VN_INSTANTIATE(uk_q4_0, Q4_0_BODY)
 VN_INSTANTIATE(uk_q4_1, Q4_1_BODY)
 VN_INSTANTIATE(uk_q8_0, Q8_0_BODY)
 VN_INSTANTIATE(uk_q5_0, Q5_0_BODY)
+VN_INSTANTIATE(uk_q5_1, Q5_1_BODY)
 
 AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q4_0))
 {
@@ -161,4 +165,9 @@ AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q8_0))
 AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q5_0))
 {
     vn_gemm_drive(lo, packed, qx, m0, m1, p0, p1, c, ldc, uk_q5_0_table);
+}
+
+AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q5_1))
+{
+    vn_gemm_drive(lo, packed, qx, m0, m1, p0, p1, c, ldc, uk_q5_1_table);
 }

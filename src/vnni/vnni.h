@@ -31,5 +31,6 @@ AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q6_k));
 AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q5_k));
 AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_iq4_xs));
 AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q5_0));
+AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q5_1));
 
 #endif /* AMXQ_VNNI_VNNI_H */

@@ -181,6 +181,17 @@ static void gen_block(uint64_t *s, amxq_type type, enum ca_class cls, float row_
         memcpy(blk, &b, sizeof b);
         break;
     }
+    case AMXQ_TYPE_Q5_1: { /* 5-bit value 0 (nibble 0, qh bit clear) is the zero weight */
+        amxq_block_q5_1 b;
+        b.d = weight_scale(s, cls, 0.0015f * row_scale);
+        b.m = weight_scale(s, cls, 0.024f * row_scale);
+        for (int i = 0; i < 4; i++)
+            b.qh[i] = zero_quants ? 0x00 : (uint8_t)rnd(s);
+        for (int i = 0; i < 16; i++)
+            b.qs[i] = zero_quants ? 0x00 : (uint8_t)rnd(s);
+        memcpy(blk, &b, sizeof b);
+        break;
+    }
     case AMXQ_TYPE_Q8_0: {
         amxq_block_q8_0 b;
         b.d = weight_scale(s, cls, 0.0002f * row_scale);
