@@ -39,7 +39,8 @@
     X(Q5_K, q5_k, 256, 176, q8_k)                                                                  \
     X(IQ4_XS, iq4_xs, 256, 136, q8_k)                                                              \
     X(Q5_0, q5_0, 32, 22, q8_0)                                                                    \
-    X(Q5_1, q5_1, 32, 24, q8_1)
+    X(Q5_1, q5_1, 32, 24, q8_1)                                                                    \
+    X(IQ4_NL, iq4_nl, 32, 18, q8_0)
 
 /* Dense index of a type, for table slots. */
 enum amxq_type_index {
@@ -197,6 +198,7 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
  *               16h + 4L + i; so qs line 1 + L and the qh line unpack as Q5_K's run L / sub-blocks
  *               2L, 2L + 1 do (vn_q5_k_line, src/vec512_kx.h).
  *   Q5_1:       as Q5_0.
+ *   IQ4_NL:     as Q4_0; each nibble an index into ggml's kvalues_iq4nl.
  *   Q4_K:       each of ggml's four 32-byte runs -> 8 lines (512 B); 2048 B a super-block.
  *               Low nibbles of run r are sub-block 2r, high nibbles sub-block 2r+1.
  *   Q5_K:       ggml's qh (32 B) and qs (128 B), contiguous in the block, as one run of 160 bytes
@@ -217,6 +219,7 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
  *   Q8_0: uint16 d[16]                                                              32 B
  *   Q5_0: uint16 d[16]                                                              32 B
  *   Q5_1: uint16 d[16], uint16 m[16]                                             64 B
+ *   IQ4_NL: uint16 d[16]                                                            32 B
  *   Q4_K: uint16 d[16], uint16 dmin[16], uint8 sc[8][16], uint8 m[8][16]         320 B
  *         (sc, m: the 6-bit sub-block scales and mins, unpacked; [sub-block][row])
  *   Q5_K: as Q4_K                                                                  320 B
@@ -241,6 +244,8 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
 #define AMXQ_TERMS_Q5_0   32
 #define AMXQ_CHUNK_Q5_1   320
 #define AMXQ_TERMS_Q5_1   64
+#define AMXQ_CHUNK_IQ4_NL 256
+#define AMXQ_TERMS_IQ4_NL 32
 
 /* ---- Quantized activations (the workspace) -------------------------------------------------- */
 

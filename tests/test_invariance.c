@@ -225,9 +225,9 @@ static uint32_t rd32(const uint8_t *p)
 
 static int parse_type(const char *s, amxq_type *t)
 {
-    static const amxq_type all[] = {AMXQ_TYPE_Q4_0,   AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                    AMXQ_TYPE_Q4_K,   AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
-                                    AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1};
+    static const amxq_type all[] = {
+        AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,   AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K,
+        AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (strcmp(s, amxq_type_name(all[i])) == 0) {
             *t = all[i];
@@ -355,9 +355,9 @@ static int golden_all(long *run, long *skipped)
 
 static void random_products(void)
 {
-    static const amxq_type types[] = {AMXQ_TYPE_Q4_0,   AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                      AMXQ_TYPE_Q4_K,   AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
-                                      AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1};
+    static const amxq_type types[] = {
+        AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,   AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K,
+        AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
     /* M x N x K: rows crossing the kernels' row groups (VNNI 4, AMX 16 / 32 / 128), ragged
      * panels, K with a partial last group of 8 blocks; each above the contexts' single-thread
      * limit (2^18 multiply-adds) so that the threads split it. */

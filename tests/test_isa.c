@@ -540,9 +540,9 @@ static void check_product(const struct problem *p, const amxq_matmul_params *prm
     free(c);
 }
 
-static const amxq_type all_types[] = {AMXQ_TYPE_Q4_0,   AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                      AMXQ_TYPE_Q4_K,   AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
-                                      AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1};
+static const amxq_type all_types[] = {
+    AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,   AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K,
+    AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
 static const int64_t test_ms[] = {1, 20};
 
 /* Every type, small and large M, with `prm` (NULL: the process choice). */

@@ -183,6 +183,13 @@ static void deq_weights(amxq_type t, const uint8_t *b, int64_t k, double *w)
                 o[l] = d * ((b[2 + l] & 15) - 8);
                 o[l + 16] = d * ((b[2 + l] >> 4) - 8);
             }
+        } else if (t == AMXQ_TYPE_IQ4_NL) { /* as ggml's dequantize_row_iq4_nl */
+            static const int kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                       1,    13,   25,  38,  53,  69,  89,  113};
+            for (int l = 0; l < 16; l++) {
+                o[l] = d * kv[b[2 + l] & 15];
+                o[l + 16] = d * kv[b[2 + l] >> 4];
+            }
         } else if (t == AMXQ_TYPE_Q5_0 || t == AMXQ_TYPE_Q5_1) {
             /* as ggml's dequantize_row_q5_0 / _q5_1: bit l of qh; Q5_1 the d*q part only, its min
              * m is added per block with the block sum as Q4_1's */
@@ -248,6 +255,7 @@ static void gen_weights(amxq_type t, uint8_t *g, int64_t n, int64_t k, int varie
             const double d = rs * 0.003 * (0.25 + fabs(rnd_u())) * (rnd() & 1 ? 1 : -1);
             put_half(b, t == AMXQ_TYPE_Q8_0     ? d / 16
                         : t == AMXQ_TYPE_Q5_0   ? d / 2
+                        : t == AMXQ_TYPE_IQ4_NL ? d / 16
                         : t == AMXQ_TYPE_Q4_K   ? d / 8
                         : t == AMXQ_TYPE_Q5_K   ? d / 16
                         : t == AMXQ_TYPE_IQ4_XS ? d / 64
@@ -364,9 +372,9 @@ int main(int argc, char **argv)
 {
     rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 20261123;
     printf("test_ref_double: seed %llu\n", (unsigned long long)rng_state);
-    static const amxq_type types[] = {AMXQ_TYPE_Q4_0,   AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                      AMXQ_TYPE_Q4_K,   AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
-                                      AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1};
+    static const amxq_type types[] = {
+        AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,   AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K,
+        AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
     int fails = 0;
     for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
         const amxq_type t = types[ti];

@@ -35,6 +35,8 @@ static struct block_fields fields_of(amxq_type type)
         return (struct block_fields){0, SIZE_MAX, SIZE_MAX, 2, 20};
     case AMXQ_TYPE_Q5_1: /* d, m; qh and qs as Q5_0 */
         return (struct block_fields){0, 2, SIZE_MAX, 4, 20};
+    case AMXQ_TYPE_IQ4_NL: /* as Q4_0 */
+        return (struct block_fields){0, SIZE_MAX, SIZE_MAX, 2, 16};
     case AMXQ_TYPE_IQ4_XS: /* d, scales_h and scales_l (6 bytes at 2), qs */
         return (struct block_fields){0, SIZE_MAX, 2, 8, 128};
     case AMXQ_TYPE_Q5_K: /* Q4_K's fields; qh and qs are one run of 160 bytes */
@@ -146,6 +148,7 @@ void amxq_pack_panels(const amxq_layout *lo, const uint8_t *ggml_rows, uint8_t *
                 memcpy(terms + 2 * j, blk + f.d, 2); /* d[16] */
                 switch (lo->type) {
                 case AMXQ_TYPE_Q4_0:
+                case AMXQ_TYPE_IQ4_NL:
                     break;
                 case AMXQ_TYPE_Q5_1:
                     memcpy(terms + 32 + 2 * j, blk + f.m, 2); /* m[16] */

@@ -79,6 +79,13 @@ static float dot_32(const amxq_layout *lo, const uint8_t *panel, int j, const am
             for (int t = 0; t < 32; t++)
                 isum += q5_weight(chunk, j, t) * xb[t];
             break;
+        case AMXQ_TYPE_IQ4_NL:
+            for (int t = 0; t < 16; t++) {
+                const uint8_t q = amxq_ref_chunk_byte(chunk, j, t);
+                isum += amxq_ref_iq4_levels[q & 15] * xb[t];
+                isum += amxq_ref_iq4_levels[q >> 4] * xb[t + 16];
+            }
+            break;
         case AMXQ_TYPE_Q8_0:
         default:
             for (int t = 0; t < 32; t++)
@@ -164,6 +171,11 @@ AMXQ_DECL_GEMM_FN(amxq_gemm_q5_0_ref)
 }
 
 AMXQ_DECL_GEMM_FN(amxq_gemm_q5_1_ref)
+{
+    amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_32);
+}
+
+AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_nl_ref)
 {
     amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_32);
 }

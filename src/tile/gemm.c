@@ -36,10 +36,11 @@
  *     their tiles transposed to each other (cslot()).
  * Scratch is on the stack only, about 70 KiB (C tiles 16, unpacked B 16, sums 36).
  *
- * Signedness: Q8_0, Q4_0 (nibble - 8) and Q5_0 (5-bit - 16) use tdpbssd; Q4_1, Q4_K keep the nibble
- * (Q5_1 its 5-bit value) and use tdpbsud, offsets through the scales: Q4_1's / Q5_1's m_w * s_x and
- * Q4_K's dmin * d_x * sum_j m_j * bsums term. Q4_K accumulates sc_j * isum_j exactly in int32
- * across the 8 sub-blocks of a super-block (as ggml does) and converts once per super-block.
+ * Signedness: Q8_0, Q4_0 (nibble - 8), Q5_0 (5-bit - 16), IQ4_NL (kv[nibble]) use tdpbssd; Q4_1,
+ * Q4_K keep the nibble (Q5_1 its 5-bit value) and use tdpbsud, offsets through the scales: Q4_1's /
+ * Q5_1's m_w * s_x and Q4_K's dmin * d_x * sum_j m_j * bsums term. Q4_K accumulates sc_j * isum_j
+ * exactly in int32 across the 8 sub-blocks of a super-block (as ggml does) and converts once per
+ * super-block.
  *
  * Ragged edges: a last row block of fewer than 32 rows is a chunk of its own with a tile
  * configuration of fewer rows (loaded only when it differs from the live one), so no tile load
@@ -110,6 +111,18 @@ static inline void unpack_q5(const uint8_t *src, int8_t *dst, int minus16)
         }
         _mm512_store_si512(dst + 64 * l, lo);
         _mm512_store_si512(dst + 64 * (4 + l), hi);
+    }
+}
+
+/* IQ4_NL chunk (4 VNNI lines of nibbles, as Q4_0's) -> 8 tile rows of ggml's signed int8 levels
+ * kvalues_iq4nl[nibble] (vpshufb): low nibbles k = 0..15 (rows 0..3), high nibbles k = 16..31. */
+static inline void unpack_iq4nl(const uint8_t *src, int8_t *dst)
+{
+    const __m512i kv = vn_iq4_table(0);
+    for (int l = 0; l < 4; l++) {
+        const __m512i v = _mm512_loadu_si512(src + 64 * l);
+        _mm512_store_si512(dst + 64 * l, vn_iq4_line(v, kv, 0));
+        _mm512_store_si512(dst + 64 * (4 + l), vn_iq4_line(v, kv, 1));
     }
 }
 
@@ -213,6 +226,9 @@ static inline __attribute__((always_inline)) void prep_b(const struct chunk *k, 
             case AMXQ_TI_Q5_1:
                 unpack_q5(panel + (size_t)t * AMXQ_CHUNK_Q5_1, dst, 0);
                 break;
+            case AMXQ_TI_IQ4_NL:
+                unpack_iq4nl(panel + (size_t)t * AMXQ_CHUNK_IQ4_NL, dst);
+                break;
             default: /* Q4_K: step t is sub-block t % 8 of super-block t / 8 */
                 unpack_q4k(panel + (size_t)(t / 8) * AMXQ_CHUNK_Q4_K + (size_t)((t % 8) / 2) * 512,
                            dst, (int)(t & 1));
@@ -248,7 +264,7 @@ static inline __attribute__((always_inline)) void tile_dp(const struct chunk *k,
     TILE_LOAD(6, bptr[0], 64);
     if (two_b)
         TILE_LOAD(7, bptr[1], 64);
-    if (ti == AMXQ_TI_Q8_0 || ti == AMXQ_TI_Q4_0 || ti == AMXQ_TI_Q5_0) {
+    if (ti == AMXQ_TI_Q8_0 || ti == AMXQ_TI_Q4_0 || ti == AMXQ_TI_Q5_0 || ti == AMXQ_TI_IQ4_NL) {
         TILE_DPBSSD(0, 4, 6);
         if (two_a)
             TILE_DPBSSD(1, 5, 6);
@@ -643,6 +659,11 @@ AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_q5_1))
     gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_Q5_1);
 }
 
+AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_iq4_nl))
+{
+    gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_IQ4_NL);
+}
+
 /* ---- Tile state and the table rung ---------------------------------------------------------- */
 
 #if !defined(AMXQ_TILE_PROXY) /* the proxy's gemms are reached only through src/tile/proxy.h */
@@ -681,6 +702,8 @@ void AMXQ_TSFX(amxq_kernels_init)(struct amxq_kernels *t)
     t->t[AMXQ_TI_Q5_0].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q5_0);
     t->t[AMXQ_TI_Q5_1].gemm = AMXQ_TSFX(amxq_gemm_q5_1);
     t->t[AMXQ_TI_Q5_1].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q5_1);
+    t->t[AMXQ_TI_IQ4_NL].gemm = AMXQ_TSFX(amxq_gemm_iq4_nl);
+    t->t[AMXQ_TI_IQ4_NL].gemm_name = AMXQ_TSFX_STR(amxq_gemm_iq4_nl);
     t->tile_release = AMXQ_TSFX(amxq_tile_release);
 }
 #endif /* !AMXQ_TILE_PROXY */

@@ -25,11 +25,13 @@ AMXQ_DECL_GEMM_FN(amxq_gemm_q8_0_amx);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_k_amx);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q5_0_amx);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q5_1_amx);
+AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_nl_amx);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_0_amx_emu);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_1_amx_emu);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q8_0_amx_emu);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_k_amx_emu);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q5_0_amx_emu);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q5_1_amx_emu);
+AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_nl_amx_emu);
 
 #endif /* AMXQ_TILE_TILE_H */

@@ -1,6 +1,6 @@
 /*
  * VNNI products for the 32-weight block types: Q4_0, Q5_0, Q4_1 and Q5_1 (against Q8_0 / Q8_1
- * activations) and Q8_0 (against Q8_0). One body, the weight type a compile-time constant.
+ * activations), Q8_0 and IQ4_NL (against Q8_0). One body, the weight type a compile-time constant.
  *
  * vpdpbusd multiplies unsigned bytes by signed bytes. A packed 64-byte line is 16 columns x 4
  * consecutive k -- exactly its unsigned operand -- and the signed operand is 4 activation bytes
@@ -13,6 +13,7 @@
  *   Q4_1  nibbles are the value;               no correction (m_w*s_x added in float)
  *   Q5_1  5-bit values are the value;          no correction (m_w*s_x added in float)
  *   Q8_0  line ^ 0x80 = q+128 as u8;          sum q*x = sum (q+128)*x - 128*sx   start -128*sx
+ *   IQ4_NL  vpshufb of the nibbles: kv+128;   sum kv*x = sum (kv+128)*x - 128*sx start -128*sx
  *
  * with sx = qx->sums, the block's sum of activation quants. Q8_0 flips the weight side rather than
  * the activation side so that the flip is paid once per line and reused by all R rows (which is
@@ -36,7 +37,7 @@
 #include "vec512_kx.h"
 #include "vnni/gemm.h"
 
-enum { T_Q4_0, T_Q4_1, T_Q8_0, T_Q5_0, T_Q5_1 };
+enum { T_Q4_0, T_Q4_1, T_Q8_0, T_Q5_0, T_Q5_1, T_IQ4_NL };
 
 VN_INLINE void gemm32_tile(const struct vn_tile *t, const int T, const int R, const int P)
 {
@@ -49,6 +50,7 @@ VN_INLINE void gemm32_tile(const struct vn_tile *t, const int T, const int R, co
     const int32_t corr = T == T_Q4_0 ? -8 : T == T_Q5_0 ? -16 : -128;
     const __m512i low4 = _mm512_set1_epi8(0x0f);
     const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i kv128 = T == T_IQ4_NL ? vn_iq4_table(128) : _mm512_setzero_si512();
 
     /* Two-level accumulation: f32 registers over a group of blocks, then f64 in memory, so the
      * float rounding error does not grow with K (see gemm.h). */
@@ -89,7 +91,7 @@ VN_INLINE void gemm32_tile(const struct vn_tile *t, const int T, const int R, co
             __m512i qh[VN_PMAX];
             for (int p = 0; p < P; p++)
                 qh[p] = q5 ? vn_load(w[p]) : _mm512_setzero_si512();
-            /* Unrolled, so that the Q5 types' qh shifts (vn_q5_k_line) are constants. */
+                /* Unrolled, so that the Q5 types' qh shifts (vn_q5_k_line) are constants. */
 #if defined(__GNUC__) && !defined(AMXQ_SIMD_EMU)
 #pragma GCC unroll 8
 #endif
@@ -103,10 +105,17 @@ VN_INLINE void gemm32_tile(const struct vn_tile *t, const int T, const int R, co
                                                            vn_bcast32(xb + r * t->ld_qs + 4 * l));
                     } else {
                         /* low nibbles are k = 4l..4l+3, high nibbles k = 16+4l.. (ggml's order) */
-                        const __m512i lo =
-                            q5 ? vn_q5_k_line(line, qh[p], 2 * l) : _mm512_and_si512(line, low4);
-                        const __m512i hi = q5 ? vn_q5_k_line(line, qh[p], 2 * l + 1)
-                                              : _mm512_and_si512(_mm512_srli_epi16(line, 4), low4);
+                        __m512i lo, hi;
+                        if (q5) {
+                            lo = vn_q5_k_line(line, qh[p], 2 * l);
+                            hi = vn_q5_k_line(line, qh[p], 2 * l + 1);
+                        } else if (T == T_IQ4_NL) {
+                            lo = vn_iq4_line(line, kv128, 0);
+                            hi = vn_iq4_line(line, kv128, 1);
+                        } else {
+                            lo = _mm512_and_si512(line, low4);
+                            hi = _mm512_and_si512(_mm512_srli_epi16(line, 4), low4);
+                        }
                         for (int r = 0; r < R; r++) {
                             const int8_t *xr = xb + r * t->ld_qs;
                             ia[r][p] = _mm512_dpbusd_epi32(ia[r][p], lo, vn_bcast32(xr + 4 * l));
@@ -140,16 +149,18 @@ VN_INLINE void gemm32_tile(const struct vn_tile *t, const int T, const int R, co
             vn_mask_store_f64_as_ps(t->c + r * t->ldc + p * AMXQ_PANEL_N, t->mask[p], sum[r][p]);
 }
 
-#define Q4_0_BODY(t, R, P) gemm32_tile(t, T_Q4_0, R, P)
-#define Q4_1_BODY(t, R, P) gemm32_tile(t, T_Q4_1, R, P)
-#define Q8_0_BODY(t, R, P) gemm32_tile(t, T_Q8_0, R, P)
-#define Q5_0_BODY(t, R, P) gemm32_tile(t, T_Q5_0, R, P)
-#define Q5_1_BODY(t, R, P) gemm32_tile(t, T_Q5_1, R, P)
+#define Q4_0_BODY(t, R, P)   gemm32_tile(t, T_Q4_0, R, P)
+#define Q4_1_BODY(t, R, P)   gemm32_tile(t, T_Q4_1, R, P)
+#define Q8_0_BODY(t, R, P)   gemm32_tile(t, T_Q8_0, R, P)
+#define Q5_0_BODY(t, R, P)   gemm32_tile(t, T_Q5_0, R, P)
+#define Q5_1_BODY(t, R, P)   gemm32_tile(t, T_Q5_1, R, P)
+#define IQ4_NL_BODY(t, R, P) gemm32_tile(t, T_IQ4_NL, R, P)
 VN_INSTANTIATE(uk_q4_0, Q4_0_BODY)
 VN_INSTANTIATE(uk_q4_1, Q4_1_BODY)
 VN_INSTANTIATE(uk_q8_0, Q8_0_BODY)
 VN_INSTANTIATE(uk_q5_0, Q5_0_BODY)
 VN_INSTANTIATE(uk_q5_1, Q5_1_BODY)
+VN_INSTANTIATE(uk_iq4_nl, IQ4_NL_BODY)
 
 AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q4_0))
 {
@@ -174,4 +185,9 @@ AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q5_0))
 AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q5_1))
 {
     vn_gemm_drive(lo, packed, qx, m0, m1, p0, p1, c, ldc, uk_q5_1_table);
+}
+
+AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_iq4_nl))
+{
+    vn_gemm_drive(lo, packed, qx, m0, m1, p0, p1, c, ldc, uk_iq4_nl_table);
 }

@@ -192,6 +192,14 @@ static void gen_block(uint64_t *s, amxq_type type, enum ca_class cls, float row_
         memcpy(blk, &b, sizeof b);
         break;
     }
+    case AMXQ_TYPE_IQ4_NL: { /* Q4_0's bytes; nibble 8 is level 1, the smallest */
+        amxq_block_q4_0 b;
+        b.d = weight_scale(s, cls, 0.0002f * row_scale);
+        for (int i = 0; i < 16; i++)
+            b.qs[i] = zero_quants ? 0x88 : (uint8_t)rnd(s);
+        memcpy(blk, &b, sizeof b);
+        break;
+    }
     case AMXQ_TYPE_Q8_0: {
         amxq_block_q8_0 b;
         b.d = weight_scale(s, cls, 0.0002f * row_scale);
@@ -721,8 +729,8 @@ static int usage(void)
 {
     fprintf(
         stderr,
-        "usage: checkasm [--seed N | --random-seed] [--isa NAME] [--type q4_0|q4_1|q8_0|q4_k|q6_k] "
-        "[--verbose] [--selftest]\n");
+        "usage: checkasm [--seed N | --random-seed] [--isa NAME] [--type TYPE] "
+        "[--verbose] [--selftest]\nTYPE: a name amxq_type_name() gives, e.g. q4_0, q5_1, iq4_nl\n");
     return 2;
 }
 

@@ -91,10 +91,10 @@ static inline float fz_randf(uint64_t *s)
 }
 
 /* The ggml types, in a fixed order for carving. */
-#define FZ_NTYPES 9
-static const amxq_type fz_types[FZ_NTYPES] = {AMXQ_TYPE_Q4_0,   AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                              AMXQ_TYPE_Q4_K,   AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
-                                              AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1};
+#define FZ_NTYPES 10
+static const amxq_type fz_types[FZ_NTYPES] = {
+    AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,   AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K,
+    AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
 
 /* The type a carved byte names: bytes below 232 keep the first four types' mapping (b % 4), so
  * the corpus saved before the later types keeps its meaning; 232..247 name the later types. */
@@ -270,7 +270,11 @@ static inline void fz_oracle(amxq_type type, const uint8_t *w, const uint8_t *a,
                 int q;
                 if (type == AMXQ_TYPE_Q8_0)
                     q = ((const int8_t *)(w + 2))[i];
-                else if (type == AMXQ_TYPE_Q5_0 || type == AMXQ_TYPE_Q5_1) {
+                else if (type == AMXQ_TYPE_IQ4_NL) { /* ggml's block_iq4_nl: d, qs */
+                    static const int kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                               1,    13,   25,  38,  53,  69,  89,  113};
+                    q = kv[i < 16 ? w[2 + i] & 15 : w[2 + i - 16] >> 4];
+                } else if (type == AMXQ_TYPE_Q5_0 || type == AMXQ_TYPE_Q5_1) {
                     /* ggml's block_q5_0: d, u32 qh, qs; block_q5_1: d, m, u32 qh, qs */
                     const uint8_t *qh = w + (with_m ? 4 : 2), byte = qh[4 + i % 16];
                     q = ((i < 16 ? byte & 15 : byte >> 4) | ((qh[i / 8] >> (i % 8)) & 1) << 4) -

@@ -24,9 +24,9 @@
 
 static uint64_t seed = 0xa11ce5eedull;
 
-static const amxq_type types[] = {AMXQ_TYPE_Q4_0,   AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                  AMXQ_TYPE_Q4_K,   AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
-                                  AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1};
+static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,  AMXQ_TYPE_Q8_0,   AMXQ_TYPE_Q4_K,
+                                  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,  AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0,
+                                  AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
 
 /* Random ggml rows with small finite scales. */
 static uint8_t *make_ggml(amxq_type type, int64_t n, int64_t k)
