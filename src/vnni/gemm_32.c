@@ -89,9 +89,10 @@ VN_INLINE void gemm32_tile(const struct vn_tile *t, const int T, const int R, co
 
             const int8_t *xb = t->xq + b * AMXQ_QK;
             __m512i qh[VN_PMAX];
-            for (int p = 0; p < P; p++)
+            for (int p = 0; p < P; p++) {
                 qh[p] = q5 ? vn_load(w[p]) : _mm512_setzero_si512();
-                /* Unrolled, so that the Q5 types' qh shifts (vn_q5_k_line) are constants. */
+            }
+            /* Unrolled, so that the Q5 types' qh shifts (vn_q5_k_line) are constants. */
 #if defined(__GNUC__) && !defined(AMXQ_SIMD_EMU)
 #pragma GCC unroll 8
 #endif
