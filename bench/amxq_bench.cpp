@@ -98,8 +98,9 @@ const int64_t kScalarM[] = {1, 2, 4, 8, 16, 32, 64, 128};
 /* The emulators are test vehicles, slower still. */
 const int64_t kEmuM[] = {1, 8};
 
-const amxq_type kTypes[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,  AMXQ_TYPE_Q4_K,
-                            AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS};
+const amxq_type kTypes[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,  AMXQ_TYPE_Q8_0,   AMXQ_TYPE_Q4_K,
+                            AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,  AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0,
+                            AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
 
 const char *type_label(amxq_type t)
 {
@@ -118,6 +119,12 @@ const char *type_label(amxq_type t)
         return "Q5_K";
     case AMXQ_TYPE_IQ4_XS:
         return "IQ4_XS";
+    case AMXQ_TYPE_Q5_0:
+        return "Q5_0";
+    case AMXQ_TYPE_Q5_1:
+        return "Q5_1";
+    case AMXQ_TYPE_IQ4_NL:
+        return "IQ4_NL";
     }
     return "?";
 }
@@ -527,7 +534,10 @@ std::vector<uint8_t> make_ggml(amxq_type type, int64_t n, int64_t k)
     Rng r{(uint64_t)type * 1000003u + (uint64_t)n * 7919u + (uint64_t)k};
     for (size_t off = 0; off + bb <= bytes; off += bb) {
         uint8_t *b = g.data() + off;
-        size_t halves = (type == AMXQ_TYPE_Q4_0 || type == AMXQ_TYPE_Q8_0) ? 1 : 2;
+        size_t halves = (type == AMXQ_TYPE_Q4_0 || type == AMXQ_TYPE_Q8_0 ||
+                         type == AMXQ_TYPE_Q5_0 || type == AMXQ_TYPE_IQ4_NL)
+                            ? 1
+                            : 2;
         for (size_t h = 0; h < halves; h++)
             put_half(b + 2 * h, r);
         for (size_t i = 2 * halves; i < bb; i += 8) {
@@ -813,6 +823,7 @@ size_t act_row_bytes(amxq_type type, int64_t k)
 {
     switch (type) {
     case AMXQ_TYPE_Q4_1:
+    case AMXQ_TYPE_Q5_1:
         return (size_t)(k / 32) * 36;
     case AMXQ_TYPE_Q4_K:
     case AMXQ_TYPE_Q6_K:

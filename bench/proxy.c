@@ -23,7 +23,8 @@ static amxq_gemm_fn *const proxy_gemm[AMXQ_NTYPES] = {
     [AMXQ_TI_Q4_0] = amxq_gemm_q4_0_amx_proxy, [AMXQ_TI_Q4_1] = amxq_gemm_q4_1_amx_proxy,
     [AMXQ_TI_Q8_0] = amxq_gemm_q8_0_amx_proxy, [AMXQ_TI_Q4_K] = amxq_gemm_q4_k_amx_proxy,
     [AMXQ_TI_Q5_K] = amxq_gemm_q5_k_amx_proxy, [AMXQ_TI_IQ4_XS] = amxq_gemm_iq4_xs_amx_proxy,
-    [AMXQ_TI_Q6_K] = amxq_gemm_q6_k_amx_proxy,
+    [AMXQ_TI_Q6_K] = amxq_gemm_q6_k_amx_proxy, [AMXQ_TI_Q5_0] = amxq_gemm_q5_0_amx_proxy,
+    [AMXQ_TI_Q5_1] = amxq_gemm_q5_1_amx_proxy, [AMXQ_TI_IQ4_NL] = amxq_gemm_iq4_nl_amx_proxy,
 };
 #endif
 

@@ -6,11 +6,11 @@
  *     C[m][n] = sum_k X[m][k] * W[n][k]        (m < M, n < N, k < K)
  *
  * for f32 activations X and weights W given in ggml's block formats (Q4_0,
- * Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS). Weights are packed once into a self-describing layout
- * made for AMX tiles and AVX-512 VNNI; every product then runs on the best
- * kernel this CPU and OS allow (AMX, AVX-512 VNNI, or portable C), chosen at
- * run time. Numerics follow ggml's CPU path: activations are quantized per
- * row into the type ggml pairs with the weight type (Q8_0, Q8_1 or Q8_K).
+ * Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K, IQ4_XS). Weights are packed once into a
+ * self-describing layout made for AMX tiles and AVX-512 VNNI; every product then runs on the best
+ * kernel this CPU and OS allow (AMX, AVX-512 VNNI, or portable C), chosen at run time. Numerics
+ * follow ggml's CPU path: activations are quantized per row into the type ggml pairs with the
+ * weight type (Q8_0, Q8_1 or Q8_K).
  *
  * Conventions
  *   - Every call returns an amxq_status (AMXQ_OK == 0, failures negative),
@@ -133,24 +133,27 @@ AMXQ_API const char *amxq_status_str(amxq_status status);
 /* The weight types. The values are ggml's `enum ggml_type` values, so an engine can pass its own
  * type through unchanged. */
 typedef enum amxq_type {
-    AMXQ_TYPE_Q4_0 = 2,   /* 32 weights in 18 bytes; activations as Q8_0 */
-    AMXQ_TYPE_Q4_1 = 3,   /* 32 weights in 20 bytes; activations as Q8_1 */
-    AMXQ_TYPE_Q8_0 = 8,   /* 32 weights in 34 bytes; activations as Q8_0 */
-    AMXQ_TYPE_Q4_K = 12,  /* 256 weights in 144 bytes; activations as Q8_K */
-    AMXQ_TYPE_Q5_K = 13,  /* 256 weights in 176 bytes; activations as Q8_K */
-    AMXQ_TYPE_Q6_K = 14,  /* 256 weights in 210 bytes; activations as Q8_K */
-    AMXQ_TYPE_IQ4_XS = 23 /* 256 weights in 136 bytes; activations as Q8_K */
+    AMXQ_TYPE_Q4_0 = 2,    /* 32 weights in 18 bytes; activations as Q8_0 */
+    AMXQ_TYPE_Q4_1 = 3,    /* 32 weights in 20 bytes; activations as Q8_1 */
+    AMXQ_TYPE_Q5_0 = 6,    /* 32 weights in 22 bytes; activations as Q8_0 */
+    AMXQ_TYPE_Q5_1 = 7,    /* 32 weights in 24 bytes; activations as Q8_1 */
+    AMXQ_TYPE_Q8_0 = 8,    /* 32 weights in 34 bytes; activations as Q8_0 */
+    AMXQ_TYPE_Q4_K = 12,   /* 256 weights in 144 bytes; activations as Q8_K */
+    AMXQ_TYPE_Q5_K = 13,   /* 256 weights in 176 bytes; activations as Q8_K */
+    AMXQ_TYPE_Q6_K = 14,   /* 256 weights in 210 bytes; activations as Q8_K */
+    AMXQ_TYPE_IQ4_NL = 20, /* 32 weights in 18 bytes; activations as Q8_0 */
+    AMXQ_TYPE_IQ4_XS = 23  /* 256 weights in 136 bytes; activations as Q8_K */
 } amxq_type;
 
-/** amxq_type_name() : "q4_0", "q4_1", "q8_0", "q4_k", "q5_k", "q6_k", "iq4_xs"; NULL for a value
- *  that is not an amxq_type. */
+/** amxq_type_name() : "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q5_k", "q6_k", "iq4_nl",
+ *  "iq4_xs"; NULL for a value that is not an amxq_type. */
 AMXQ_API const char *amxq_type_name(amxq_type type);
 
 /** amxq_type_block() : weights per ggml block (32; 256 for the K types); 0 for an unknown type. */
 AMXQ_API int64_t amxq_type_block(amxq_type type);
 
-/** amxq_type_block_bytes() : bytes per ggml block (18, 20, 34, 144, 176, 210, 136); 0 for an
- *  unknown type. */
+/** amxq_type_block_bytes() : bytes per ggml block (18, 20, 22, 24, 34, 144, 176, 210, 18,
+ *  136); 0 for an unknown type. */
 AMXQ_API size_t amxq_type_block_bytes(amxq_type type);
 
 /** amxq_ggml_size() : bytes of N ggml rows of K weights; 0 for an impossible shape (N or K not
@@ -283,10 +286,12 @@ AMXQ_API amxq_status amxq_matmul_ex(const void *packed, const float *x, int64_t 
  * Each block's integer sum is exact; then, with every f32 operation rounded once to nearest-even
  * and fma(a, b, c) = a*b + c rounded once:
  *
- *   Q4_0, Q4_1, Q8_0 (blocks b of 32 weights, b = 0, 1, ...):
- *     i  = sum q_w * q_x                        int32 (Q4_0: q_w = nibble - 8; Q4_1: nibble)
+ *   Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL (blocks b of 32 weights, b = 0, 1, ...):
+ *     i  = sum q_w * q_x                        int32 (Q4_0: q_w = nibble - 8; Q4_1: nibble;
+ *                                               Q5_0: the 5-bit value - 16; Q5_1: 5-bit value;
+ *                                               IQ4_NL: kv[nibble], kv ggml's kvalues_iq4nl)
  *     a  = fma((float)i, d_w * d_x, a)          f32; (float)i is exact
- *     a  = fma(m_w, s_x, a)                     Q4_1 only
+ *     a  = fma(m_w, s_x, a)                     Q4_1 and Q5_1 only
  *     after blocks 7, 15, 23, ... and after the last block: S = S + (double)a, then a = +0
  *   Q4_K, Q5_K (super-blocks of 256, sub-blocks j = 0..7; Q5_K's q_w has 5 bits):
  *     I  = sum_j sc_j * (sum q_w * q_x over j)  int32
@@ -321,8 +326,8 @@ AMXQ_API int amxq_numeric_contract_version(void);
 /* ---- Activation quantization ---------------------------------------------------------------- */
 
 /** amxq_quantize_row() : quantize K floats into the ggml activation blocks ggml's x86 CPU path
- *  pairs with `weight_type` (Q8_0 for Q4_0/Q8_0, Q8_1 for Q4_1, Q8_K for the K types), byte for
- *  byte as ggml writes them: 34, 36 or 292 bytes per block.
+ *  pairs with `weight_type` (Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL, Q8_1 for Q4_1/Q5_1, Q8_K for the K
+ * types and IQ4_XS), byte for byte as ggml writes them: 34, 36 or 292 bytes per block.
  *  @param dst       destination; dst_size must be >= (K / block) * block bytes.
  *  @return AMXQ_OK; AMXQ_ERR_NULL, AMXQ_ERR_TYPE, AMXQ_ERR_SHAPE, AMXQ_ERR_K_BLOCK,
  *          AMXQ_ERR_BUFFER_SIZE. */

@@ -37,7 +37,10 @@
     X(Q4_K, q4_k, 256, 144, q8_k)                                                                  \
     X(Q6_K, q6_k, 256, 210, q8_k)                                                                  \
     X(Q5_K, q5_k, 256, 176, q8_k)                                                                  \
-    X(IQ4_XS, iq4_xs, 256, 136, q8_k)
+    X(IQ4_XS, iq4_xs, 256, 136, q8_k)                                                              \
+    X(Q5_0, q5_0, 32, 22, q8_0)                                                                    \
+    X(Q5_1, q5_1, 32, 24, q8_1)                                                                    \
+    X(IQ4_NL, iq4_nl, 32, 18, q8_0)
 
 /* Dense index of a type, for table slots. */
 enum amxq_type_index {
@@ -59,7 +62,7 @@ static inline int amxq_type_act_q8_k(amxq_type type)
 }
 static inline int amxq_type_act_q8_1(amxq_type type)
 {
-    return type == AMXQ_TYPE_Q4_1;
+    return type == AMXQ_TYPE_Q4_1 || type == AMXQ_TYPE_Q5_1;
 }
 
 /* ---- ggml block formats (docs/design.md §2) ------------------------------------------------- */
@@ -83,6 +86,16 @@ typedef struct {
     int8_t qs[32];
 } amxq_block_q8_1;
 typedef struct {
+    uint16_t d;
+    uint8_t qh[4]; /* little-endian u32: bit j is the fifth bit of weight j */
+    uint8_t qs[16];
+} amxq_block_q5_0;
+typedef struct {
+    uint16_t d, m;
+    uint8_t qh[4]; /* as Q5_0 */
+    uint8_t qs[16];
+} amxq_block_q5_1;
+typedef struct {
     uint16_t d, dmin;
     uint8_t scales[12];
     uint8_t qs[128];
@@ -99,7 +112,7 @@ typedef struct {
     uint16_t d;
 } amxq_block_q6_k;
 
-#define AMXQ_QK   32  /* weights per block of Q4_0, Q4_1, Q8_0, Q8_0/Q8_1 activations */
+#define AMXQ_QK   32  /* weights per block of the 32-k types and of Q8_0/Q8_1 activations */
 #define AMXQ_QK_K 256 /* weights per Q4_K / Q8_K super-block */
 
 /* ---- Packed layout (docs/design.md §4, docs/packed-format.md) ------------------------------- */
@@ -178,6 +191,14 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
  *   Q4_0, Q4_1: qs is 16 bytes a block -> 4 lines (256 B). Low nibbles of the 4 lines are the
  *               B tile rows for k = 0..15, high nibbles for k = 16..31 (ggml's nibble order).
  *   Q8_0:       qs is 32 int8 a block  -> 8 lines (512 B): exactly a 8 x 64 B tile B operand.
+ *   Q5_0:       ggml's qh (4 B) and qs (16 B), contiguous in the block, as one run of 20 bytes
+ *               -> 5 lines (320 B): line 0 qh with its 32 bits reordered, lines 1..4 Q4_0's qs.
+ *               Bit 2L + h of byte i of a row's qh dword is the fifth bit of the weight in the
+ *               low (h = 0) or high (h = 1) nibble of byte i of qs line 1 + L, i.e. ggml's qh bit
+ *               16h + 4L + i; so qs line 1 + L and the qh line unpack as Q5_K's run L / sub-blocks
+ *               2L, 2L + 1 do (vn_q5_k_line, src/vec512_kx.h).
+ *   Q5_1:       as Q5_0.
+ *   IQ4_NL:     as Q4_0; each nibble an index into ggml's kvalues_iq4nl.
  *   Q4_K:       each of ggml's four 32-byte runs -> 8 lines (512 B); 2048 B a super-block.
  *               Low nibbles of run r are sub-block 2r, high nibbles sub-block 2r+1.
  *   Q5_K:       ggml's qh (32 B) and qs (128 B), contiguous in the block, as one run of 160 bytes
@@ -196,6 +217,9 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
  *   Q4_0: uint16 d[16] (fp16 bits)                                              32 B
  *   Q4_1: uint16 d[16], uint16 m[16]                                             64 B
  *   Q8_0: uint16 d[16]                                                              32 B
+ *   Q5_0: uint16 d[16]                                                              32 B
+ *   Q5_1: uint16 d[16], uint16 m[16]                                             64 B
+ *   IQ4_NL: uint16 d[16]                                                            32 B
  *   Q4_K: uint16 d[16], uint16 dmin[16], uint8 sc[8][16], uint8 m[8][16]         320 B
  *         (sc, m: the 6-bit sub-block scales and mins, unpacked; [sub-block][row])
  *   Q5_K: as Q4_K                                                                  320 B
@@ -216,6 +240,12 @@ static inline const uint8_t *amxq_panel(const amxq_layout *lo, const void *packe
 #define AMXQ_TERMS_Q5_K   320
 #define AMXQ_CHUNK_IQ4_XS 2048
 #define AMXQ_TERMS_IQ4_XS 160
+#define AMXQ_CHUNK_Q5_0   320
+#define AMXQ_TERMS_Q5_0   32
+#define AMXQ_CHUNK_Q5_1   320
+#define AMXQ_TERMS_Q5_1   64
+#define AMXQ_CHUNK_IQ4_NL 256
+#define AMXQ_TERMS_IQ4_NL 32
 
 /* ---- Quantized activations (the workspace) -------------------------------------------------- */
 

@@ -84,15 +84,15 @@ VN_INLINE __m512i vn_iq4_line(__m512i line, __m512i tbl, const int high)
     return _mm512_shuffle_epi8(tbl, nib);
 }
 
-/* ggml's kvalues_iq4nl in every 128-bit lane, plus `bias` (0, or 128 to make them unsigned). */
+/* ggml's kvalues_iq4nl in every 128-bit lane, plus `bias` (0, or 128 to make them unsigned): one
+ * 16-byte load, a lane broadcast and a byte add (the AMX kernels make it per unpacked step, so it
+ * must not be a byte loop). */
 VN_INLINE __m512i vn_iq4_table(const int bias)
 {
     static const int8_t kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                   1,    13,   25,  38,  53,  69,  89,  113};
-    int8_t t[64];
-    for (int i = 0; i < 64; i++)
-        t[i] = (int8_t)(uint8_t)((uint8_t)kv[i % 16] + (uint8_t)bias);
-    return _mm512_loadu_si512(t);
+    const __m512i t = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)kv));
+    return _mm512_add_epi8(t, _mm512_set1_epi8((char)bias));
 }
 
 #endif /* AMXQ_VEC512_KX_H */

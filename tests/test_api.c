@@ -9,8 +9,9 @@
 #include "common/testutil.h"
 #include "pack/pack.h"
 
-static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,  AMXQ_TYPE_Q4_K,
-                                  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS};
+static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,  AMXQ_TYPE_Q8_0,   AMXQ_TYPE_Q4_K,
+                                  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,  AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0,
+                                  AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
 #define NTYPES ((int)(sizeof types / sizeof types[0]))
 
 /* FNV-1a 64, the header checksum (docs/packed-format.md), to forge headers on purpose. */
@@ -47,10 +48,11 @@ static void test_metadata(void)
     TU_CHECK(strcmp(amxq_status_str((amxq_status)-999), "unknown amxq status") == 0, "unknown");
     TU_CHECK(strcmp(amxq_status_str((amxq_status)5), "unknown amxq status") == 0, "unknown +");
 
-    static const char *names[] = {"q4_0", "q4_1", "q8_0", "q4_k", "q6_k", "q5_k", "iq4_xs"};
-    static const int64_t blocks[] = {32, 32, 32, 256, 256, 256, 256};
-    static const size_t bytes[] = {18, 20, 34, 144, 210, 176, 136};
-    static const int ggml_ids[] = {2, 3, 8, 12, 14, 13, 23};
+    static const char *names[] = {"q4_0", "q4_1",   "q8_0", "q4_k", "q6_k",
+                                  "q5_k", "iq4_xs", "q5_0", "q5_1", "iq4_nl"};
+    static const int64_t blocks[] = {32, 32, 32, 256, 256, 256, 256, 32, 32, 32};
+    static const size_t bytes[] = {18, 20, 34, 144, 210, 176, 136, 22, 24, 18};
+    static const int ggml_ids[] = {2, 3, 8, 12, 14, 13, 23, 6, 7, 20};
     for (int i = 0; i < NTYPES; i++) {
         TU_CHECK((int)types[i] == ggml_ids[i], "type %d is not ggml's id", i);
         TU_CHECK(strcmp(amxq_type_name(types[i]), names[i]) == 0, "type name %d", i);
@@ -331,6 +333,12 @@ static void test_quantize_row(void)
     TU_CHECK(amxq_quantize_row(AMXQ_TYPE_Q6_K, x, 512, out, 584) == AMXQ_OK, "q6_k -> q8_k");
     TU_CHECK(amxq_quantize_row(AMXQ_TYPE_Q5_K, x, 512, out, 584) == AMXQ_OK, "q5_k -> q8_k");
     TU_CHECK(amxq_quantize_row(AMXQ_TYPE_IQ4_XS, x, 512, out, 584) == AMXQ_OK, "iq4_xs -> q8_k");
+    TU_CHECK(amxq_quantize_row(AMXQ_TYPE_Q5_0, x, 64, out, 67) == AMXQ_ERR_BUFFER_SIZE, "q5_0");
+    TU_CHECK(amxq_quantize_row(AMXQ_TYPE_Q5_0, x, 64, out, 68) == AMXQ_OK, "q5_0 -> q8_0");
+    TU_CHECK(amxq_quantize_row(AMXQ_TYPE_Q5_1, x, 64, out, 71) == AMXQ_ERR_BUFFER_SIZE, "q5_1");
+    TU_CHECK(amxq_quantize_row(AMXQ_TYPE_Q5_1, x, 64, out, 72) == AMXQ_OK, "q5_1 -> q8_1");
+    TU_CHECK(amxq_quantize_row(AMXQ_TYPE_IQ4_NL, x, 64, out, 67) == AMXQ_ERR_BUFFER_SIZE, "iq4nl");
+    TU_CHECK(amxq_quantize_row(AMXQ_TYPE_IQ4_NL, x, 64, out, 68) == AMXQ_OK, "iq4_nl -> q8_0");
 }
 
 static void test_isa_api(void)

@@ -44,12 +44,12 @@
 #define N      37 /* three panels, the last one padded */
 #define LDX    300
 #define LDC    40
-#define NTYPES 7
+#define NTYPES 10
 #define NVAR   5
 
-static const amxq_type types[NTYPES] = {AMXQ_TYPE_Q4_0,  AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                        AMXQ_TYPE_Q4_K,  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
-                                        AMXQ_TYPE_IQ4_XS};
+static const amxq_type types[NTYPES] = {
+    AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,   AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K,
+    AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
 /* The per-call ISA variants compared across processes and threads. */
 static const amxq_isa variants[NVAR] = {AMXQ_ISA_SCALAR, AMXQ_ISA_AUTO, AMXQ_ISA_AMX_EMU,
                                         AMXQ_ISA_AVX512_EMU, AMXQ_ISA_AMX};

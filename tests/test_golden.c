@@ -82,8 +82,9 @@ static int parse(const uint8_t *buf, size_t len, struct golden *g)
 
 static int parse_type(const char *s, amxq_type *t)
 {
-    static const amxq_type all[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,  AMXQ_TYPE_Q4_K,
-                                    AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS};
+    static const amxq_type all[] = {
+        AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,   AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K,
+        AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (strcmp(s, amxq_type_name(all[i])) == 0) {
             *t = all[i];

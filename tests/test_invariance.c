@@ -75,7 +75,7 @@ static uint8_t *make_ggml(amxq_type type, int64_t n, int64_t k)
     for (size_t b = 0; b < bytes / bb; b++) {
         uint8_t *blk = w + b * bb;
         put_half(blk + (type == AMXQ_TYPE_Q6_K ? 208 : 0), 4, 9, 0); /* d: 2^-11 .. 2^-6 */
-        if (type == AMXQ_TYPE_Q4_1)
+        if (type == AMXQ_TYPE_Q4_1 || type == AMXQ_TYPE_Q5_1)
             put_half(blk + 2, 4, 9, 1); /* m: negative, as ggml's minima mostly are */
         if (type == AMXQ_TYPE_Q4_K || type == AMXQ_TYPE_Q5_K)
             put_half(blk + 2, 2, 7, 0); /* dmin */
@@ -225,8 +225,9 @@ static uint32_t rd32(const uint8_t *p)
 
 static int parse_type(const char *s, amxq_type *t)
 {
-    static const amxq_type all[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,  AMXQ_TYPE_Q4_K,
-                                    AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS};
+    static const amxq_type all[] = {
+        AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,   AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K,
+        AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (strcmp(s, amxq_type_name(all[i])) == 0) {
             *t = all[i];
@@ -354,9 +355,9 @@ static int golden_all(long *run, long *skipped)
 
 static void random_products(void)
 {
-    static const amxq_type types[] = {AMXQ_TYPE_Q4_0,  AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                      AMXQ_TYPE_Q4_K,  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
-                                      AMXQ_TYPE_IQ4_XS};
+    static const amxq_type types[] = {
+        AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,   AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K,
+        AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
     /* M x N x K: rows crossing the kernels' row groups (VNNI 4, AMX 16 / 32 / 128), ragged
      * panels, K with a partial last group of 8 blocks; each above the contexts' single-thread
      * limit (2^18 multiply-adds) so that the threads split it. */

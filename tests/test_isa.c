@@ -446,7 +446,8 @@ static int problem_init(struct problem *p, amxq_type type, int64_t m, uint64_t s
     for (int64_t b = 0; b < nblocks; b++) {
         uint8_t *blk = g + (size_t)b * bb;
         put_half(blk + (type == AMXQ_TYPE_Q6_K ? 208 : 0), 0.002f + 0.01f * rng_unit(&s)); /* d */
-        if (type == AMXQ_TYPE_Q4_1 || type == AMXQ_TYPE_Q4_K || type == AMXQ_TYPE_Q5_K)
+        if (type == AMXQ_TYPE_Q4_1 || type == AMXQ_TYPE_Q4_K || type == AMXQ_TYPE_Q5_K ||
+            type == AMXQ_TYPE_Q5_1)
             put_half(blk + 2, (rng_unit(&s) - 0.5f) * 0.02f); /* m or dmin */
     }
 
@@ -539,9 +540,9 @@ static void check_product(const struct problem *p, const amxq_matmul_params *prm
     free(c);
 }
 
-static const amxq_type all_types[] = {AMXQ_TYPE_Q4_0,  AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                      AMXQ_TYPE_Q4_K,  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
-                                      AMXQ_TYPE_IQ4_XS};
+static const amxq_type all_types[] = {
+    AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,   AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K,
+    AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
 static const int64_t test_ms[] = {1, 20};
 
 /* Every type, small and large M, with `prm` (NULL: the process choice). */

@@ -46,8 +46,9 @@ static int refusing_prctl(void *user, int code, unsigned long arg)
     return ENOSPC;
 }
 
-static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,  AMXQ_TYPE_Q4_K,
-                                  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS};
+static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,  AMXQ_TYPE_Q8_0,   AMXQ_TYPE_Q4_K,
+                                  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,  AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0,
+                                  AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
 
 /* One product of every type with M rows through `isa`; all must succeed. */
 static void products(amxq_isa isa, int64_t m)

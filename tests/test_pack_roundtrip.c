@@ -6,8 +6,9 @@
 #include "amxq.h"
 #include "common/testutil.h"
 
-static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,  AMXQ_TYPE_Q4_K,
-                                  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS};
+static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,  AMXQ_TYPE_Q8_0,   AMXQ_TYPE_Q4_K,
+                                  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,  AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0,
+                                  AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
 
 static void roundtrip(uint64_t *seed, amxq_type type, int64_t n, int64_t k)
 {

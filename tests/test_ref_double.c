@@ -171,7 +171,7 @@ static void deq_weights(amxq_type t, const uint8_t *b, int64_t k, double *w)
         }
         return;
     }
-    const size_t bb = t == AMXQ_TYPE_Q4_0 ? 18 : t == AMXQ_TYPE_Q4_1 ? 20 : 34;
+    const size_t bb = (size_t)amxq_type_block_bytes(t);
     for (int64_t i = 0; i < k / 32; i++, b += bb) {
         const double d = half(b);
         double *o = w + 32 * i;
@@ -182,6 +182,24 @@ static void deq_weights(amxq_type t, const uint8_t *b, int64_t k, double *w)
             for (int l = 0; l < 16; l++) {
                 o[l] = d * ((b[2 + l] & 15) - 8);
                 o[l + 16] = d * ((b[2 + l] >> 4) - 8);
+            }
+        } else if (t == AMXQ_TYPE_IQ4_NL) { /* as ggml's dequantize_row_iq4_nl */
+            static const int kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                       1,    13,   25,  38,  53,  69,  89,  113};
+            for (int l = 0; l < 16; l++) {
+                o[l] = d * kv[b[2 + l] & 15];
+                o[l + 16] = d * kv[b[2 + l] >> 4];
+            }
+        } else if (t == AMXQ_TYPE_Q5_0 || t == AMXQ_TYPE_Q5_1) {
+            /* as ggml's dequantize_row_q5_0 / _q5_1: bit l of qh; Q5_1 the d*q part only, its min
+             * m is added per block with the block sum as Q4_1's */
+            const int q51 = t == AMXQ_TYPE_Q5_1, off = q51 ? 4 : 2, z = q51 ? 0 : 16;
+            const uint32_t qh = (uint32_t)b[off] | (uint32_t)b[off + 1] << 8 |
+                                (uint32_t)b[off + 2] << 16 | (uint32_t)b[off + 3] << 24;
+            for (int l = 0; l < 16; l++) {
+                const uint8_t q = b[off + 4 + l];
+                o[l] = d * ((int)((q & 15) | ((qh >> l) & 1) << 4) - z);
+                o[l + 16] = d * ((int)((q >> 4) | ((qh >> (l + 16)) & 1) << 4) - z);
             }
         } else { /* Q4_1: the d*q part only; the min m is added per block with the block sum */
             for (int l = 0; l < 16; l++) {
@@ -204,7 +222,7 @@ static void deq_acts(amxq_type wt, const uint8_t *b, int64_t k, double *x, doubl
         }
         return;
     }
-    const int q81 = wt == AMXQ_TYPE_Q4_1;
+    const int q81 = wt == AMXQ_TYPE_Q4_1 || wt == AMXQ_TYPE_Q5_1;
     const size_t bb = q81 ? 36 : 34, qoff = q81 ? 4 : 2;
     for (int64_t i = 0; i < k / 32; i++, b += bb) {
         const double d = half(b);
@@ -215,11 +233,11 @@ static void deq_acts(amxq_type wt, const uint8_t *b, int64_t k, double *x, doubl
     }
 }
 
-/* Q4_1 mins of one weight row, one per block. */
-static void q4_1_mins(const uint8_t *b, int64_t k, double *m)
+/* Q4_1 / Q5_1 mins of one weight row (blocks of bb bytes), one per block. */
+static void block_mins(const uint8_t *b, size_t bb, int64_t k, double *m)
 {
     for (int64_t i = 0; i < k / 32; i++)
-        m[i] = half(b + 20 * i + 2);
+        m[i] = half(b + bb * (size_t)i + 2);
 }
 
 /* ---- Data ---------------------------------------------------------------------------------- */
@@ -236,11 +254,13 @@ static void gen_weights(amxq_type t, uint8_t *g, int64_t n, int64_t k, int varie
                 b[j] = (uint8_t)(rnd() >> 56);
             const double d = rs * 0.003 * (0.25 + fabs(rnd_u())) * (rnd() & 1 ? 1 : -1);
             put_half(b, t == AMXQ_TYPE_Q8_0     ? d / 16
+                        : t == AMXQ_TYPE_Q5_0   ? d / 2
+                        : t == AMXQ_TYPE_IQ4_NL ? d / 16
                         : t == AMXQ_TYPE_Q4_K   ? d / 8
                         : t == AMXQ_TYPE_Q5_K   ? d / 16
                         : t == AMXQ_TYPE_IQ4_XS ? d / 64
                                                 : d);
-            if (t == AMXQ_TYPE_Q4_1)
+            if (t == AMXQ_TYPE_Q4_1 || t == AMXQ_TYPE_Q5_1)
                 put_half(b + 2, -8 * d * fabs(rnd_u()));
             if (t == AMXQ_TYPE_Q4_K || t == AMXQ_TYPE_Q5_K)
                 put_half(b + 2, rs * 0.0003 * fabs(rnd_u()));
@@ -273,9 +293,8 @@ static int run_case(amxq_type t, int64_t m, int64_t n, int64_t k, int outliers, 
 {
     const size_t gsize = amxq_ggml_size(t, n, k), psize = amxq_packed_size(t, n, k);
     const int64_t qk = amxq_type_block(t), nb = k / qk;
-    const size_t arow = (size_t)nb * (amxq_type_block(t) == 256 ? 292
-                                      : t == AMXQ_TYPE_Q4_1     ? 36
-                                                                : 34);
+    const int with_m = t == AMXQ_TYPE_Q4_1 || t == AMXQ_TYPE_Q5_1; /* Q8_1 and a min per block */
+    const size_t arow = (size_t)nb * (amxq_type_block(t) == 256 ? 292 : with_m ? 36 : 34);
     uint8_t *g = malloc(gsize), *aq = malloc(arow);
     void *packed = aligned_alloc(AMXQ_ALIGNMENT, psize);
     float *x = malloc(sizeof(float) * (size_t)(m * k)),
@@ -311,13 +330,14 @@ static int run_case(amxq_type t, int64_t m, int64_t n, int64_t k, int outliers, 
         for (int64_t col = 0; col < n; col++) {
             const double *wr = w + col * k;
             double dq = 0, df = 0;
-            if (t == AMXQ_TYPE_Q4_1)
-                q4_1_mins(g + (size_t)col * (gsize / (size_t)n), k, mins);
+            if (with_m)
+                block_mins(g + (size_t)col * (gsize / (size_t)n), amxq_type_block_bytes(t), k,
+                           mins);
             for (int64_t j = 0; j < k; j++) {
                 dq += wr[j] * xd[j];
                 df += wr[j] * (double)x[r * k + j];
             }
-            if (t == AMXQ_TYPE_Q4_1)
+            if (with_m)
                 for (int64_t i = 0; i < nb; i++) {
                     double xs = 0;
                     for (int l = 0; l < 32; l++)
@@ -352,9 +372,9 @@ int main(int argc, char **argv)
 {
     rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 20261123;
     printf("test_ref_double: seed %llu\n", (unsigned long long)rng_state);
-    static const amxq_type types[] = {AMXQ_TYPE_Q4_0,  AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                      AMXQ_TYPE_Q4_K,  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
-                                      AMXQ_TYPE_IQ4_XS};
+    static const amxq_type types[] = {
+        AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,   AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K,
+        AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
     int fails = 0;
     for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
         const amxq_type t = types[ti];

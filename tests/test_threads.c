@@ -29,8 +29,9 @@
 #include "pack/pack.h"
 #include "parallel/parallel.h"
 
-static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,  AMXQ_TYPE_Q4_K,
-                                  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS};
+static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,  AMXQ_TYPE_Q8_0,   AMXQ_TYPE_Q4_K,
+                                  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,  AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0,
+                                  AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
 #define NTYPES (sizeof types / sizeof types[0])
 static const uint32_t CANARY = 0x7fc0dead; /* a NaN no kernel produces */
 

@@ -11,8 +11,9 @@
 
 /* Indexed by enum amxq_type_index. */
 static const int64_t amxq_amx_min_m[AMXQ_NTYPES] = {
-    [AMXQ_TI_Q4_0] = 16, [AMXQ_TI_Q4_1] = 16, [AMXQ_TI_Q8_0] = 16,   [AMXQ_TI_Q4_K] = 16,
-    [AMXQ_TI_Q6_K] = 16, [AMXQ_TI_Q5_K] = 16, [AMXQ_TI_IQ4_XS] = 16,
+    [AMXQ_TI_Q4_0] = 16, [AMXQ_TI_Q4_1] = 16,   [AMXQ_TI_Q8_0] = 16,   [AMXQ_TI_Q4_K] = 16,
+    [AMXQ_TI_Q6_K] = 16, [AMXQ_TI_Q5_K] = 16,   [AMXQ_TI_IQ4_XS] = 16, [AMXQ_TI_Q5_0] = 16,
+    [AMXQ_TI_Q5_1] = 16, [AMXQ_TI_IQ4_NL] = 16,
 };
 
 #endif /* AMXQ_DISPATCH_THRESHOLDS_H */

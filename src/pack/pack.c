@@ -2,9 +2,9 @@
  * ggml rows <-> packed panels (layout in src/internal.h, docs/packed-format.md).
  *
  * Both directions are byte shuffles: quants move four bytes at a time into the VNNI lines, and
- * scales are copied as raw fp16 bits (so NaN, Inf and subnormals survive). Only Q4_K's 6-bit
- * scales and mins are transformed (unpacked to bytes); that packing is a bijection, so unpacking
- * re-encodes it exactly.
+ * scales are copied as raw fp16 bits (so NaN, Inf and subnormals survive). Only the 6-bit scales
+ * and mins of Q4_K / Q5_K / IQ4_XS (unpacked to bytes) and the 32 qh bits of Q5_0 / Q5_1
+ * (reordered) are transformed; each is a bijection, so unpacking re-encodes it exactly.
  *
  *   ggml row j of the panel, block b:   qs = [q0 q1 q2 q3][q4 q5 q6 q7] ...
  *   packed chunk of block b, line 0:    [row0 q0..q3][row1 q0..q3] ... [row15 q0..q3]
@@ -31,6 +31,12 @@ static struct block_fields fields_of(amxq_type type)
         return (struct block_fields){0, 2, SIZE_MAX, 4, 16};
     case AMXQ_TYPE_Q8_0:
         return (struct block_fields){0, SIZE_MAX, SIZE_MAX, 2, 32};
+    case AMXQ_TYPE_Q5_0: /* d; qh and qs are one run of 20 bytes */
+        return (struct block_fields){0, SIZE_MAX, SIZE_MAX, 2, 20};
+    case AMXQ_TYPE_Q5_1: /* d, m; qh and qs as Q5_0 */
+        return (struct block_fields){0, 2, SIZE_MAX, 4, 20};
+    case AMXQ_TYPE_IQ4_NL: /* as Q4_0 */
+        return (struct block_fields){0, SIZE_MAX, SIZE_MAX, 2, 16};
     case AMXQ_TYPE_IQ4_XS: /* d, scales_h and scales_l (6 bytes at 2), qs */
         return (struct block_fields){0, SIZE_MAX, 2, 8, 128};
     case AMXQ_TYPE_Q5_K: /* Q4_K's fields; qh and qs are one run of 160 bytes */
@@ -94,6 +100,47 @@ static void iq4xs_scales_encode(const int8_t ls[8], uint8_t s[6])
     s[1] = (uint8_t)(h >> 8);
 }
 
+/* Q5_0, Q5_1: ggml's qh bit g (the fifth bit of weight g) <-> packed qh bit 8i + 2L + h, where
+ * g = 16h + 4L + i: the weight sits in nibble h of byte i of qs line L (src/internal.h). Byte B of
+ * ggml's qh holds g = 8B + k (k < 8), which goes to bit 8(k & 3) + 2(k >> 2) + 4(B & 1) + (B >> 1):
+ * a fixed spread of the byte's bits, shifted by 4(B & 1) + (B >> 1). (Bit by bit, this made
+ * packing Q5_0 six times slower than Q4_0.) */
+static uint32_t q5_spread8(uint32_t x) /* bit k -> bit 8(k & 3) + 2(k >> 2) */
+{
+    /* n * 0x204081 puts bit k of a nibble at k, k + 7, k + 14, k + 21: bits 0, 8, 16, 24 are bits
+     * 0..3 of n, and no two products meet, so nothing carries */
+    const uint32_t lo = ((x & 15u) * 0x204081u) & 0x01010101u;
+    const uint32_t hi = ((x >> 4) * 0x204081u) & 0x01010101u;
+    return lo | hi << 2;
+}
+
+static uint32_t q5_gather8(uint32_t y) /* bit 8(k & 3) + 2(k >> 2) -> bit k */
+{
+    /* bits 0, 8, 16, 24 times 0x01020408 meet at bits 24..27 (no carries: each column of the
+     * product has at most one set bit below bit 28) */
+    const uint32_t lo = ((y & 0x01010101u) * 0x01020408u) >> 24 & 15u;
+    const uint32_t hi = (((y >> 2) & 0x01010101u) * 0x01020408u) >> 24 & 15u;
+    return lo | hi << 4;
+}
+
+/* The row's 4 qh bytes, ggml order -> packed order (pack = 1) or back (pack = 0), in place. */
+static void q5_qh_reorder(uint8_t qh[4], int pack)
+{
+    if (pack) {
+        const uint32_t out = q5_spread8(qh[0]) | q5_spread8(qh[1]) << 4 | q5_spread8(qh[2]) << 1 |
+                             q5_spread8(qh[3]) << 5;
+        for (int i = 0; i < 4; i++)
+            qh[i] = (uint8_t)(out >> 8 * i);
+    } else {
+        const uint32_t in =
+            (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+        qh[0] = (uint8_t)q5_gather8(in);
+        qh[1] = (uint8_t)q5_gather8(in >> 4);
+        qh[2] = (uint8_t)q5_gather8(in >> 1);
+        qh[3] = (uint8_t)q5_gather8(in >> 5);
+    }
+}
+
 void amxq_pack_panels(const amxq_layout *lo, const uint8_t *ggml_rows, uint8_t *packed, int64_t p0,
                       int64_t p1)
 {
@@ -121,6 +168,14 @@ void amxq_pack_panels(const amxq_layout *lo, const uint8_t *ggml_rows, uint8_t *
                 memcpy(terms + 2 * j, blk + f.d, 2); /* d[16] */
                 switch (lo->type) {
                 case AMXQ_TYPE_Q4_0:
+                case AMXQ_TYPE_IQ4_NL:
+                    break;
+                case AMXQ_TYPE_Q5_1:
+                    memcpy(terms + 32 + 2 * j, blk + f.m, 2); /* m[16] */
+                    q5_qh_reorder(chunk + 4 * (size_t)j, 1);
+                    break;
+                case AMXQ_TYPE_Q5_0: /* the qh line's bits in kernel order */
+                    q5_qh_reorder(chunk + 4 * (size_t)j, 1);
                     break;
                 case AMXQ_TYPE_Q4_1:
                     memcpy(terms + 32 + 2 * j, blk + f.m, 2); /* m[16] */
@@ -175,9 +230,11 @@ void amxq_unpack_panels(const amxq_layout *lo, const uint8_t *packed, uint8_t *g
                     ggml_rows + (size_t)(n0 + j) * row_bytes + (size_t)b * lo->block_bytes;
                 for (size_t l = 0; l < lines; l++)
                     memcpy(blk + f.qs + 4 * l, chunk + l * 64 + 4 * (size_t)j, 4);
+                if (lo->type == AMXQ_TYPE_Q5_0 || lo->type == AMXQ_TYPE_Q5_1)
+                    q5_qh_reorder(blk + f.qs, 0);
                 memcpy(blk + f.d, terms + 2 * j, 2);
                 if (lo->type == AMXQ_TYPE_Q4_1 || lo->type == AMXQ_TYPE_Q4_K ||
-                    lo->type == AMXQ_TYPE_Q5_K)
+                    lo->type == AMXQ_TYPE_Q5_K || lo->type == AMXQ_TYPE_Q5_1)
                     memcpy(blk + f.m, terms + 32 + 2 * j, 2);
                 if (lo->type == AMXQ_TYPE_Q4_K || lo->type == AMXQ_TYPE_Q5_K) {
                     uint8_t sc[8], m[8];

@@ -31,6 +31,17 @@ static const uint8_t *block_terms(const amxq_layout *lo, const uint8_t *panel, i
 /* Blocks of 32 whose f32 sum is formed before it is added into double (the contract's group). */
 #define REF_GROUP_32 8
 
+/* Q5_0 / Q5_1 weight t (0..31) of row j, 0..31: the nibble (low for t < 16) of byte t % 16 of
+ * the qs lines (1..4) with its fifth bit from the qh line (0), where ggml's qh bit t sits at bit
+ * 2 * (t % 16 / 4) + t / 16 of byte t % 4 (src/internal.h). */
+static int32_t q5_weight(const uint8_t *chunk, int j, int t)
+{
+    const int h = t / 16, l = t % 16;
+    const uint8_t q = amxq_ref_chunk_byte(chunk + 64, j, l);
+    const uint8_t qh = amxq_ref_chunk_byte(chunk, j, l % 4);
+    return (h ? q >> 4 : q & 15) | ((qh >> (2 * (l / 4) + h)) & 1) << 4;
+}
+
 /* One output C[m][n] (n = panel row j) for the 32-weight types. */
 static float dot_32(const amxq_layout *lo, const uint8_t *panel, int j, const amxq_qx *qx,
                     int64_t m)
@@ -60,6 +71,21 @@ static float dot_32(const amxq_layout *lo, const uint8_t *panel, int j, const am
                 isum += (int32_t)(q >> 4) * xb[t + 16];
             }
             break;
+        case AMXQ_TYPE_Q5_0:
+            for (int t = 0; t < 32; t++)
+                isum += (q5_weight(chunk, j, t) - 16) * xb[t];
+            break;
+        case AMXQ_TYPE_Q5_1:
+            for (int t = 0; t < 32; t++)
+                isum += q5_weight(chunk, j, t) * xb[t];
+            break;
+        case AMXQ_TYPE_IQ4_NL:
+            for (int t = 0; t < 16; t++) {
+                const uint8_t q = amxq_ref_chunk_byte(chunk, j, t);
+                isum += amxq_ref_iq4_levels[q & 15] * xb[t];
+                isum += amxq_ref_iq4_levels[q >> 4] * xb[t + 16];
+            }
+            break;
         case AMXQ_TYPE_Q8_0:
         default:
             for (int t = 0; t < 32; t++)
@@ -69,7 +95,7 @@ static float dot_32(const amxq_layout *lo, const uint8_t *panel, int j, const am
         /* |isum| < 2^24 for these types: the conversion is exact */
         const float scale = dw * xd[b];
         acc = fmaf((float)isum, scale, acc);
-        if (lo->type == AMXQ_TYPE_Q4_1) {
+        if (lo->type == AMXQ_TYPE_Q4_1 || lo->type == AMXQ_TYPE_Q5_1) {
             const float mw = amxq_ref_term_half(terms, 32, j);
             acc = fmaf(mw, qx->s[m * qx->ld_d + b], acc);
         }
@@ -135,6 +161,21 @@ AMXQ_DECL_GEMM_FN(amxq_gemm_q4_1_ref)
 }
 
 AMXQ_DECL_GEMM_FN(amxq_gemm_q8_0_ref)
+{
+    amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_32);
+}
+
+AMXQ_DECL_GEMM_FN(amxq_gemm_q5_0_ref)
+{
+    amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_32);
+}
+
+AMXQ_DECL_GEMM_FN(amxq_gemm_q5_1_ref)
+{
+    amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_32);
+}
+
+AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_nl_ref)
 {
     amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_32);
 }

@@ -103,10 +103,6 @@ AMXQ_DECL_GEMM_FN(amxq_gemm_q5_k_ref)
     amxq_ref_gemm_each(lo, packed, qx, m0, m1, p0, p1, c, ldc, dot_q5_k);
 }
 
-/* ggml's kvalues_iq4nl: the 16 levels of the non-linear 4-bit types (docs/design.md §2). */
-static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                      1,    13,   25,  38,  53,  69,  89,  113};
-
 /* One output for IQ4_XS: per super-block I = sum_i (ls_i - 32) * sum kv[q_w] * q_x over the 32
  * weights of sub-block i, exact in int32 (|I| < 2^28), then v = float(I) * (d * d_x) into double.
  * Sub-block i is 16 bytes of qs (packed lines 4i..4i+3): low nibbles weights 0..15, high 16..31. */
@@ -125,8 +121,8 @@ static float dot_iq4_xs(const amxq_layout *lo, const uint8_t *panel, int j, cons
             int32_t s = 0;
             for (int t = 0; t < 16; t++) {
                 const uint8_t q = amxq_ref_chunk_byte(chunk, j, 16 * sb + t);
-                s += iq4_levels[q & 15] * xb[32 * sb + t];
-                s += iq4_levels[q >> 4] * xb[32 * sb + 16 + t];
+                s += amxq_ref_iq4_levels[q & 15] * xb[32 * sb + t];
+                s += amxq_ref_iq4_levels[q >> 4] * xb[32 * sb + 16 + t];
             }
             isum += (int32_t)(int8_t)terms[32 + 16 * sb + j] * s; /* ls - 32 */
         }

@@ -26,6 +26,10 @@ static inline float amxq_ref_term_half(const uint8_t *terms, size_t off, int j)
     return amxq_fp16_to_fp32(v);
 }
 
+/* ggml's kvalues_iq4nl: the 16 levels of IQ4_NL and IQ4_XS (docs/design.md §2). */
+static const int8_t amxq_ref_iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                               1,    13,   25,  38,  53,  69,  89,  113};
+
 /* C[m][n] for n = panel row j of `panel`: the contract's result for one output. */
 typedef float amxq_ref_dot_fn(const amxq_layout *lo, const uint8_t *panel, int j, const amxq_qx *qx,
                               int64_t m);

@@ -16,6 +16,9 @@ AMXQ_DECL_QUANTIZE_FN(amxq_quantize_q8_k_ref);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_0_ref);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_1_ref);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q8_0_ref);
+AMXQ_DECL_GEMM_FN(amxq_gemm_q5_0_ref);
+AMXQ_DECL_GEMM_FN(amxq_gemm_q5_1_ref);
+AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_nl_ref);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_k_ref);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q6_k_ref);   /* src/ref/gemm_kx.c */
 AMXQ_DECL_GEMM_FN(amxq_gemm_q5_k_ref);   /* src/ref/gemm_kx.c */

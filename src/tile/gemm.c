@@ -1,9 +1,10 @@
 /*
- * AMX tile kernels for every type (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS) on the packed
- * layout (src/internal.h). Compiled twice: with the real tile instructions (names end in _amx) and
- * against the tile emulator and SIMDe (AMXQ_TILE_EMU, AMXQ_SIMD_EMU; names end in _amx_emu). See
- * tileops.h. With the meson option amx_proxy, a third time with no-op tile operations
- * (AMXQ_TILE_PROXY, _amx_proxy): only the vector side runs, for the benchmark (src/tile/proxy.h).
+ * AMX tile kernels for every type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K, IQ4_XS)
+ * on the packed layout (src/internal.h). Compiled twice: with the real tile instructions (names end
+ * in _amx) and against the tile emulator and SIMDe (AMXQ_TILE_EMU, AMXQ_SIMD_EMU; names end in
+ * _amx_emu). See tileops.h. With the meson option amx_proxy, a third time with no-op tile
+ * operations (AMXQ_TILE_PROXY, _amx_proxy): only the vector side runs, for the benchmark
+ * (src/tile/proxy.h).
  *
  * Shape (docs/design.md §6). A block of 32 rows of X by 2 panels (32 columns of C) is computed with
  * 2x2 tile blocking, one k step (one ggml block or scale sub-block: 32 k, Q6_K's 16) at a time:
@@ -38,11 +39,12 @@
  *     their tiles transposed to each other (cslot()).
  * Scratch is on the stack only, about 70 KiB (C tiles 16, unpacked B 16, sums 36).
  *
- * Signedness: Q8_0, Q4_0 (nibble - 8) and IQ4_XS (its table's signed levels) use tdpbssd; Q4_1,
- * Q4_K, Q5_K and Q6_K keep unsigned values and use tdpbsud, with their offsets handled through
- * the scales: Q4_1's m_w * s_x term, Q4_K's and Q5_K's dmin * d_x * sum_j m_j * bsums term, Q6_K's
- * 32 * sum_j sc_j * bsums_j. The super-block types accumulate sc_j * isum_j exactly in int32
- * across the sub-blocks of a super-block (as ggml does) and convert once per super-block.
+ * Signedness: Q8_0, Q4_0 (nibble - 8), Q5_0 (5-bit value - 16), IQ4_NL and IQ4_XS (their table's
+ * signed levels) use tdpbssd; Q4_1, Q5_1, Q4_K, Q5_K and Q6_K keep unsigned values and use
+ * tdpbsud, with their offsets handled through the scales: Q4_1's and Q5_1's m_w * s_x term, Q4_K's
+ * and Q5_K's dmin * d_x * sum_j m_j * bsums term, Q6_K's 32 * sum_j sc_j * bsums_j. The
+ * super-block types accumulate sc_j * isum_j exactly in int32 across the sub-blocks of a
+ * super-block (as ggml does) and convert once per super-block.
  *
  * Ragged edges: a last row block of fewer than 32 rows is a chunk of its own with a tile
  * configuration of fewer rows (loaded only when it differs from the live one), so no tile load
@@ -93,6 +95,37 @@ static inline void unpack_q4(const uint8_t *src, int8_t *dst, int minus8)
         }
         _mm512_store_si512(dst + 64 * l, lo);
         _mm512_store_si512(dst + 64 * (4 + l), hi);
+    }
+}
+
+/* Q5_0 / Q5_1 chunk (the qh line, then 4 qs lines, src/internal.h) -> 8 tile rows of the 5-bit
+ * values: low nibbles k = 0..15 (rows 0..3), high nibbles k = 16..31. minus16: Q5_0's signed
+ * values (-16..15); else Q5_1's 0..31. */
+static inline void unpack_q5(const uint8_t *src, int8_t *dst, int minus16)
+{
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    const __m512i qh = _mm512_loadu_si512(src);
+    for (int l = 0; l < 4; l++) {
+        const __m512i v = _mm512_loadu_si512(src + 64 * (1 + l));
+        __m512i lo = vn_q5_k_line(v, qh, 2 * l), hi = vn_q5_k_line(v, qh, 2 * l + 1);
+        if (minus16) {
+            lo = _mm512_sub_epi8(lo, sixteen);
+            hi = _mm512_sub_epi8(hi, sixteen);
+        }
+        _mm512_store_si512(dst + 64 * l, lo);
+        _mm512_store_si512(dst + 64 * (4 + l), hi);
+    }
+}
+
+/* IQ4_NL chunk (4 VNNI lines of nibbles, as Q4_0's) -> 8 tile rows of ggml's signed int8 levels
+ * kvalues_iq4nl[nibble] (vpshufb): low nibbles k = 0..15 (rows 0..3), high nibbles k = 16..31. */
+static inline void unpack_iq4nl(const uint8_t *src, int8_t *dst)
+{
+    const __m512i kv = vn_iq4_table(0);
+    for (int l = 0; l < 4; l++) {
+        const __m512i v = _mm512_loadu_si512(src + 64 * l);
+        _mm512_store_si512(dst + 64 * l, vn_iq4_line(v, kv, 0));
+        _mm512_store_si512(dst + 64 * (4 + l), vn_iq4_line(v, kv, 1));
     }
 }
 
@@ -238,6 +271,15 @@ static inline __attribute__((always_inline)) void prep_b(const struct chunk *k, 
             case AMXQ_TI_Q4_1:
                 unpack_q4(panel + (size_t)t * AMXQ_CHUNK_Q4_1, dst, 0);
                 break;
+            case AMXQ_TI_Q5_0:
+                unpack_q5(panel + (size_t)t * AMXQ_CHUNK_Q5_0, dst, 1);
+                break;
+            case AMXQ_TI_Q5_1:
+                unpack_q5(panel + (size_t)t * AMXQ_CHUNK_Q5_1, dst, 0);
+                break;
+            case AMXQ_TI_IQ4_NL:
+                unpack_iq4nl(panel + (size_t)t * AMXQ_CHUNK_IQ4_NL, dst);
+                break;
             case AMXQ_TI_Q4_K: /* step t is sub-block t % 8 of super-block t / 8 */
                 unpack_q4k(panel + (size_t)(t / 8) * AMXQ_CHUNK_Q4_K + (size_t)((t % 8) / 2) * 512,
                            dst, (int)(t & 1));
@@ -282,7 +324,8 @@ static inline __attribute__((always_inline)) void tile_dp(const struct chunk *k,
     TILE_LOAD(6, bptr[0], 64);
     if (two_b)
         TILE_LOAD(7, bptr[1], 64);
-    if (ti == AMXQ_TI_Q8_0 || ti == AMXQ_TI_Q4_0 || ti == AMXQ_TI_IQ4_XS) {
+    if (ti == AMXQ_TI_Q8_0 || ti == AMXQ_TI_Q4_0 || ti == AMXQ_TI_Q5_0 || ti == AMXQ_TI_IQ4_NL ||
+        ti == AMXQ_TI_IQ4_XS) {
         TILE_DPBSSD(0, 4, 6);
         if (two_a)
             TILE_DPBSSD(1, 5, 6);
@@ -352,7 +395,7 @@ epi_rows_32(const struct chunk *k, const struct batch *bt, const struct epi *e, 
             const __m512 *mw, int nb, int mode, int i, const int R, int ti)
 {
     const amxq_qx *qx = k->qx;
-    const int q41 = ti == AMXQ_TI_Q4_1;
+    const int q41 = ti == AMXQ_TI_Q4_1 || ti == AMXQ_TI_Q5_1; /* the m_w * s_x term */
     __m512 acc[4];
     const float *dx[4], *sx[4];
     for (int r = 0; r < R; r++) {
@@ -511,8 +554,9 @@ static inline __attribute__((always_inline)) void epilogue(const struct chunk *k
     __m512 dw[NB], mw[NB];
     for (int j = 0; j < nb; j++) {
         dw[j] = vn_load_ph(e.terms + (size_t)j * lo->terms_bytes);
-        mw[j] = ti == AMXQ_TI_Q4_1 ? vn_load_ph(e.terms + (size_t)j * lo->terms_bytes + 32)
-                                   : _mm512_setzero_ps();
+        mw[j] = ti == AMXQ_TI_Q4_1 || ti == AMXQ_TI_Q5_1
+                    ? vn_load_ph(e.terms + (size_t)j * lo->terms_bytes + 32)
+                    : _mm512_setzero_ps();
     }
     for (; i + 4 <= rows; i += 4)
         epi_rows_32(k, bt, &e, dw, mw, nb, mode, i, 4, ti);
@@ -713,6 +757,21 @@ AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_q6_k))
     gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_Q6_K);
 }
 
+AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_q5_0))
+{
+    gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_Q5_0);
+}
+
+AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_q5_1))
+{
+    gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_Q5_1);
+}
+
+AMXQ_DECL_GEMM_FN(AMXQ_TSFX(amxq_gemm_iq4_nl))
+{
+    gemm_run(lo, packed, qx, m0, m1, p0, p1, c, ldc, AMXQ_TI_IQ4_NL);
+}
+
 /* ---- Tile state and the table rung ---------------------------------------------------------- */
 
 #if !defined(AMXQ_TILE_PROXY) /* the proxy's gemms are reached only through src/tile/proxy.h */
@@ -753,6 +812,12 @@ void AMXQ_TSFX(amxq_kernels_init)(struct amxq_kernels *t)
     t->t[AMXQ_TI_IQ4_XS].gemm_name = AMXQ_TSFX_STR(amxq_gemm_iq4_xs);
     t->t[AMXQ_TI_Q6_K].gemm = AMXQ_TSFX(amxq_gemm_q6_k);
     t->t[AMXQ_TI_Q6_K].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q6_k);
+    t->t[AMXQ_TI_Q5_0].gemm = AMXQ_TSFX(amxq_gemm_q5_0);
+    t->t[AMXQ_TI_Q5_0].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q5_0);
+    t->t[AMXQ_TI_Q5_1].gemm = AMXQ_TSFX(amxq_gemm_q5_1);
+    t->t[AMXQ_TI_Q5_1].gemm_name = AMXQ_TSFX_STR(amxq_gemm_q5_1);
+    t->t[AMXQ_TI_IQ4_NL].gemm = AMXQ_TSFX(amxq_gemm_iq4_nl);
+    t->t[AMXQ_TI_IQ4_NL].gemm_name = AMXQ_TSFX_STR(amxq_gemm_iq4_nl);
     t->tile_release = AMXQ_TSFX(amxq_tile_release);
 }
 #endif /* !AMXQ_TILE_PROXY */

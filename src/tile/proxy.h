@@ -18,5 +18,8 @@ AMXQ_DECL_GEMM_FN(amxq_gemm_q4_k_amx_proxy);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q5_k_amx_proxy);
 AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_xs_amx_proxy);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q6_k_amx_proxy);
+AMXQ_DECL_GEMM_FN(amxq_gemm_q5_0_amx_proxy);
+AMXQ_DECL_GEMM_FN(amxq_gemm_q5_1_amx_proxy);
+AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_nl_amx_proxy);
 
 #endif /* AMXQ_TILE_PROXY_H */

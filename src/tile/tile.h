@@ -26,6 +26,9 @@ AMXQ_DECL_GEMM_FN(amxq_gemm_q4_k_amx);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q5_k_amx);
 AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_xs_amx);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q6_k_amx);
+AMXQ_DECL_GEMM_FN(amxq_gemm_q5_0_amx);
+AMXQ_DECL_GEMM_FN(amxq_gemm_q5_1_amx);
+AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_nl_amx);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_0_amx_emu);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q4_1_amx_emu);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q8_0_amx_emu);
@@ -33,5 +36,8 @@ AMXQ_DECL_GEMM_FN(amxq_gemm_q4_k_amx_emu);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q5_k_amx_emu);
 AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_xs_amx_emu);
 AMXQ_DECL_GEMM_FN(amxq_gemm_q6_k_amx_emu);
+AMXQ_DECL_GEMM_FN(amxq_gemm_q5_0_amx_emu);
+AMXQ_DECL_GEMM_FN(amxq_gemm_q5_1_amx_emu);
+AMXQ_DECL_GEMM_FN(amxq_gemm_iq4_nl_amx_emu);
 
 #endif /* AMXQ_TILE_TILE_H */

@@ -30,5 +30,8 @@ AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q4_k));
 AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q6_k));
 AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q5_k));
 AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_iq4_xs));
+AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q5_0));
+AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_q5_1));
+AMXQ_DECL_GEMM_FN(AMXQ_VNNI(amxq_gemm_iq4_nl));
 
 #endif /* AMXQ_VNNI_VNNI_H */

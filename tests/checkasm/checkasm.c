@@ -171,6 +171,35 @@ static void gen_block(uint64_t *s, amxq_type type, enum ca_class cls, float row_
         memcpy(blk, &b, sizeof b);
         break;
     }
+    case AMXQ_TYPE_Q5_0: { /* 5-bit value 16 is the zero weight: nibble 0 with its qh bit set */
+        amxq_block_q5_0 b;
+        b.d = weight_scale(s, cls, 0.0015f * row_scale);
+        for (int i = 0; i < 4; i++)
+            b.qh[i] = zero_quants ? 0xff : (uint8_t)rnd(s);
+        for (int i = 0; i < 16; i++)
+            b.qs[i] = zero_quants ? 0x00 : (uint8_t)rnd(s);
+        memcpy(blk, &b, sizeof b);
+        break;
+    }
+    case AMXQ_TYPE_Q5_1: { /* 5-bit value 0 (nibble 0, qh bit clear) is the zero weight */
+        amxq_block_q5_1 b;
+        b.d = weight_scale(s, cls, 0.0015f * row_scale);
+        b.m = weight_scale(s, cls, 0.024f * row_scale);
+        for (int i = 0; i < 4; i++)
+            b.qh[i] = zero_quants ? 0x00 : (uint8_t)rnd(s);
+        for (int i = 0; i < 16; i++)
+            b.qs[i] = zero_quants ? 0x00 : (uint8_t)rnd(s);
+        memcpy(blk, &b, sizeof b);
+        break;
+    }
+    case AMXQ_TYPE_IQ4_NL: { /* Q4_0's bytes; nibble 8 is level 1, the smallest */
+        amxq_block_q4_0 b;
+        b.d = weight_scale(s, cls, 0.0002f * row_scale);
+        for (int i = 0; i < 16; i++)
+            b.qs[i] = zero_quants ? 0x88 : (uint8_t)rnd(s);
+        memcpy(blk, &b, sizeof b);
+        break;
+    }
     case AMXQ_TYPE_Q8_0: {
         amxq_block_q8_0 b;
         b.d = weight_scale(s, cls, 0.0002f * row_scale);
@@ -700,8 +729,8 @@ static int usage(void)
 {
     fprintf(
         stderr,
-        "usage: checkasm [--seed N | --random-seed] [--isa NAME] [--type q4_0|q4_1|q8_0|q4_k|q6_k] "
-        "[--verbose] [--selftest]\n");
+        "usage: checkasm [--seed N | --random-seed] [--isa NAME] [--type TYPE] "
+        "[--verbose] [--selftest]\nTYPE: a name amxq_type_name() gives, e.g. q4_0, q5_1, iq4_nl\n");
     return 2;
 }
 

@@ -91,10 +91,10 @@ static inline float fz_randf(uint64_t *s)
 }
 
 /* The ggml types, in a fixed order for carving. */
-#define FZ_NTYPES 7
-static const amxq_type fz_types[FZ_NTYPES] = {AMXQ_TYPE_Q4_0,  AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,
-                                              AMXQ_TYPE_Q4_K,  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,
-                                              AMXQ_TYPE_IQ4_XS};
+#define FZ_NTYPES 10
+static const amxq_type fz_types[FZ_NTYPES] = {
+    AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,   AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K, AMXQ_TYPE_Q6_K,
+    AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
 
 /* The type a carved byte names: bytes below 232 keep the first four types' mapping (b % 4), so
  * the corpus saved before the later types keeps its meaning; 232..247 name the later types. */
@@ -259,25 +259,36 @@ static inline void fz_oracle(amxq_type type, const uint8_t *w, const uint8_t *a,
             }
         }
     } else {
-        const size_t wb = amxq_type_block_bytes(type), ab = type == AMXQ_TYPE_Q4_1 ? 36 : 34;
+        /* Q4_1, Q5_1: a min m after d, Q8_1 activations (d, s, qs) and the m_w * s_x term */
+        const int with_m = type == AMXQ_TYPE_Q4_1 || type == AMXQ_TYPE_Q5_1;
+        const size_t wb = amxq_type_block_bytes(type), ab = with_m ? 36 : 34;
         for (int64_t b = 0; b < k / 32; b++, w += wb, a += ab) {
             const double dw = fz_half_to_double(fz_rd16(w)), dx = fz_half_to_double(fz_rd16(a));
-            const int8_t *qx = (const int8_t *)(a + (type == AMXQ_TYPE_Q4_1 ? 4 : 2));
+            const int8_t *qx = (const int8_t *)(a + (with_m ? 4 : 2));
             long dot = 0;
             for (int i = 0; i < 32; i++) {
                 int q;
                 if (type == AMXQ_TYPE_Q8_0)
                     q = ((const int8_t *)(w + 2))[i];
-                else {
-                    const uint8_t byte = w[(type == AMXQ_TYPE_Q4_1 ? 4 : 2) + i % 16];
+                else if (type == AMXQ_TYPE_IQ4_NL) { /* ggml's block_iq4_nl: d, qs */
+                    static const int kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                               1,    13,   25,  38,  53,  69,  89,  113};
+                    q = kv[i < 16 ? w[2 + i] & 15 : w[2 + i - 16] >> 4];
+                } else if (type == AMXQ_TYPE_Q5_0 || type == AMXQ_TYPE_Q5_1) {
+                    /* ggml's block_q5_0: d, u32 qh, qs; block_q5_1: d, m, u32 qh, qs */
+                    const uint8_t *qh = w + (with_m ? 4 : 2), byte = qh[4 + i % 16];
+                    q = ((i < 16 ? byte & 15 : byte >> 4) | ((qh[i / 8] >> (i % 8)) & 1) << 4) -
+                        (with_m ? 0 : 16);
+                } else {
+                    const uint8_t byte = w[(with_m ? 4 : 2) + i % 16];
                     q = (i < 16 ? byte & 15 : byte >> 4) - (type == AMXQ_TYPE_Q4_0 ? 8 : 0);
                 }
                 dot += (long)q * qx[i];
             }
             const double t1 = dw * dx * (double)dot;
-            const double t2 = type == AMXQ_TYPE_Q4_1 ? fz_half_to_double(fz_rd16(w + 2)) *
-                                                           fz_half_to_double(fz_rd16(a + 2))
-                                                     : 0.0;
+            const double t2 =
+                with_m ? fz_half_to_double(fz_rd16(w + 2)) * fz_half_to_double(fz_rd16(a + 2))
+                       : 0.0;
             v += t1 + t2;
             g += fabs(t1) + fabs(t2);
         }
@@ -294,7 +305,10 @@ static inline void fz_check_oracle(const char *what, amxq_type type, const uint8
                                    const float *c, int64_t ldc)
 {
     const int64_t qk = amxq_type_block(type);
-    const size_t abytes = (size_t)(k / qk) * (qk == 256 ? 292 : type == AMXQ_TYPE_Q4_1 ? 36 : 34);
+    const size_t abytes =
+        (size_t)(k / qk) * (qk == 256                                          ? 292
+                            : type == AMXQ_TYPE_Q4_1 || type == AMXQ_TYPE_Q5_1 ? 36
+                                                                               : 34);
     uint8_t *a = (uint8_t *)malloc(abytes);
     FZ_CHECK(a != NULL, "out of memory");
     const size_t wrow = (size_t)(k / qk) * amxq_type_block_bytes(type);

@@ -220,7 +220,8 @@ static void seeds_shapes(void)
  * (fz_type_of() in fuzz_common.h). */
 static void seeds_later_types(void)
 {
-    static const amxq_type later[] = {AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS};
+    static const amxq_type later[] = {AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS,
+                                      AMXQ_TYPE_Q5_0, AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
     char name[64];
     for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
         const amxq_type t = later[i];

@@ -24,8 +24,9 @@
 
 static uint64_t seed = 0xa11ce5eedull;
 
-static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0,  AMXQ_TYPE_Q4_K,
-                                  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K, AMXQ_TYPE_IQ4_XS};
+static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,  AMXQ_TYPE_Q8_0,   AMXQ_TYPE_Q4_K,
+                                  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,  AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0,
+                                  AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
 
 /* Random ggml rows with small finite scales. */
 static uint8_t *make_ggml(amxq_type type, int64_t n, int64_t k)
@@ -40,7 +41,8 @@ static uint8_t *make_ggml(amxq_type type, int64_t n, int64_t k)
         uint16_t d = amxq_fp32_to_fp16(tu_randf(&seed) * 0.02f);
         uint16_t m = amxq_fp32_to_fp16(tu_randf(&seed) * 0.02f);
         memcpy(g + (size_t)i * bb + (type == AMXQ_TYPE_Q6_K ? 208 : 0), &d, 2);
-        if (type == AMXQ_TYPE_Q4_1 || type == AMXQ_TYPE_Q4_K || type == AMXQ_TYPE_Q5_K)
+        if (type == AMXQ_TYPE_Q4_1 || type == AMXQ_TYPE_Q4_K || type == AMXQ_TYPE_Q5_K ||
+            type == AMXQ_TYPE_Q5_1)
             memcpy(g + (size_t)i * bb + 2, &m, 2);
     }
     return g;
