@@ -296,7 +296,7 @@ for name in ("bench.json", "bench-scalar.json"):
         runs[key] = b
 
 # Every type the harness ran, in its usual order first (the harness may gain types).
-order = ["Q4_0", "Q4_1", "Q8_0", "Q4_K"]
+order = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "IQ4_NL", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"]
 types = [t for t in order if any(k[0] == t for k in runs)]
 types += sorted({k[0] for k in runs} - set(order))
 ms = sorted({k[2] for k in runs if k[1] != "scalar"})
