@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "amxq.h"
+#include "common/ggml_data.h"
 #include "common/testutil.h"
 #include "internal.h"
 #include "pack/pack.h"
@@ -41,16 +42,7 @@ static long g_checked;
 /* A packed expert: random ggml blocks with tame fp16 scales (2^-8 .. 2^-7), so C is finite. */
 static void *make_expert(amxq_type t, int64_t n, int64_t k)
 {
-    const size_t bytes = amxq_ggml_size(t, n, k), bb = amxq_type_block_bytes(t);
-    uint8_t *g = malloc(bytes);
-    tu_fill_bytes(&g_rng, g, bytes);
-    size_t off[2];
-    const size_t halves = amxq_ggml_fp16_fields(t, off);
-    for (size_t b = 0; b < bytes / bb; b++)
-        for (size_t h = 0; h < halves; h++) {
-            const uint16_t v = (uint16_t)(0x1c00 | (tu_rand(&g_rng) & 0x3ff));
-            memcpy(g + b * bb + off[h], &v, 2);
-        }
+    void *g = tu_random_ggml(&g_rng, t, n, k);
     const size_t size = amxq_packed_size(t, n, k);
     void *p = aligned_alloc(AMXQ_ALIGNMENT, size);
     TU_CHECK(p != NULL && amxq_pack(t, g, n, k, p, size) == AMXQ_OK, "pack");

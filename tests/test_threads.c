@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "amxq.h"
+#include "common/ggml_data.h"
 #include "common/testutil.h"
 #include "internal.h"
 #include "pack/pack.h"
@@ -38,25 +39,9 @@ static const uint32_t CANARY = 0x7fc0dead; /* a NaN no kernel produces */
 static amxq_isa isas[AMXQ_ISA_COUNT];
 static int n_isas;
 
-/* Random ggml rows with tame fp16 scales (2^-8 .. 2^-7), so products are finite. */
-static void *make_ggml(amxq_type t, int64_t n, int64_t k, uint64_t *seed)
-{
-    const size_t bytes = amxq_ggml_size(t, n, k), bb = amxq_type_block_bytes(t);
-    uint8_t *g = malloc(bytes);
-    tu_fill_bytes(seed, g, bytes);
-    size_t off[2];
-    const size_t halves = amxq_ggml_fp16_fields(t, off);
-    for (size_t b = 0; b < bytes / bb; b++)
-        for (size_t h = 0; h < halves; h++) {
-            uint16_t v = (uint16_t)(0x1c00 | (tu_rand(seed) & 0x3ff));
-            memcpy(g + b * bb + off[h], &v, 2);
-        }
-    return g;
-}
-
 static void *make_packed(amxq_type t, int64_t n, int64_t k, uint64_t seed)
 {
-    void *g = make_ggml(t, n, k, &seed);
+    void *g = tu_random_ggml(&seed, t, n, k);
     const size_t bytes = amxq_packed_size(t, n, k);
     void *p = aligned_alloc(64, bytes);
     amxq_status st = amxq_pack(t, g, n, k, p, bytes);
