@@ -318,12 +318,18 @@ static inline __attribute__((always_inline)) void tile_dp(const struct chunk *k,
         if (two_a)
             TILE_ZERO(3);
     }
-    TILE_LOAD(4, a0, ld);
+    TILE_LOAD_RO(4, a0, ld);
     if (two_a)
-        TILE_LOAD(5, a0 + 16 * ld, ld);
-    TILE_LOAD(6, bptr[0], 64);
-    if (two_b)
-        TILE_LOAD(7, bptr[1], 64);
+        TILE_LOAD_RO(5, a0 + 16 * ld, ld);
+    if (ti == AMXQ_TI_Q6_K) { /* 16 k: 4 rows of 64 bytes */
+        TILE_LOAD_BUF(6, bptr[0], 256);
+        if (two_b)
+            TILE_LOAD_BUF(7, bptr[1], 256);
+    } else {
+        TILE_LOAD_BUF(6, bptr[0], 512);
+        if (two_b)
+            TILE_LOAD_BUF(7, bptr[1], 512);
+    }
     if (ti == AMXQ_TI_Q8_0 || ti == AMXQ_TI_Q4_0 || ti == AMXQ_TI_Q5_0 || ti == AMXQ_TI_IQ4_NL ||
         ti == AMXQ_TI_IQ4_XS) {
         TILE_DPBSSD(0, 4, 6);
@@ -350,13 +356,13 @@ static inline __attribute__((always_inline)) void tile_st(const struct chunk *k,
                                                           const struct batch *bt, int j)
 {
     const int two_a = k->r1 > 0, two_b = k->np > 1;
-    TILE_STORE(0, cslot(s, bt->tr, j, 0), 64);
+    TILE_STORE_BUF(0, cslot(s, bt->tr, j, 0), 1024);
     if (two_a)
-        TILE_STORE(1, cslot(s, bt->tr, j, 1), 64);
+        TILE_STORE_BUF(1, cslot(s, bt->tr, j, 1), 1024);
     if (two_b) {
-        TILE_STORE(2, cslot(s, bt->tr, j, 2), 64);
+        TILE_STORE_BUF(2, cslot(s, bt->tr, j, 2), 1024);
         if (two_a)
-            TILE_STORE(3, cslot(s, bt->tr, j, 3), 64);
+            TILE_STORE_BUF(3, cslot(s, bt->tr, j, 3), 1024);
     }
 }
 
