@@ -22,11 +22,15 @@
 #include "alloc.h"
 #include "amxq.h"
 #include "common/testutil.h"
+#include "pack/pack.h"
 
 #define N_EXPERTS 7 /* expert 6 stays NULL: allowed while no id names it */
 #define MAX_CTX   3
 
-static const amxq_type types[4] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1, AMXQ_TYPE_Q8_0, AMXQ_TYPE_Q4_K};
+static const amxq_type types[] = {AMXQ_TYPE_Q4_0, AMXQ_TYPE_Q4_1,  AMXQ_TYPE_Q8_0,   AMXQ_TYPE_Q4_K,
+                                  AMXQ_TYPE_Q6_K, AMXQ_TYPE_Q5_K,  AMXQ_TYPE_IQ4_XS, AMXQ_TYPE_Q5_0,
+                                  AMXQ_TYPE_Q5_1, AMXQ_TYPE_IQ4_NL};
+#define N_TYPES (int)(sizeof types / sizeof types[0])
 static amxq_ctx *g_ctx[MAX_CTX + 1];
 static uint64_t g_rng = 0x6d61746d756c6964ull; /* "matmulid" */
 static long g_checked;
@@ -43,19 +47,22 @@ static void put_half(uint8_t *p, int lo, int hi, int negative)
     p[1] = (uint8_t)(h >> 8);
 }
 
-/* A packed expert of random quants with realistic scales (docs/design.md §2). */
+/* A packed expert of random quants with realistic scales (docs/design.md §2): every block's d in
+ * 2^-11 .. 2^-6; its second fp16 field, where it has one, is Q4_1's and Q5_1's min (negative, as in
+ * real models) or the K types' dmin. */
 static void *make_expert(amxq_type type, int64_t n, int64_t k)
 {
     const size_t gbytes = amxq_ggml_size(type, n, k), bb = amxq_type_block_bytes(type);
+    const int neg_min = type == AMXQ_TYPE_Q4_1 || type == AMXQ_TYPE_Q5_1;
+    size_t off[2];
+    const size_t halves = amxq_ggml_fp16_fields(type, off);
     uint8_t *g = malloc(gbytes);
-    TU_CHECK(g != NULL, "oom");
+    TU_CHECK(g != NULL && halves >= 1, "oom");
     tu_fill_bytes(&g_rng, g, gbytes);
     for (size_t b = 0; b < gbytes / bb; b++) {
-        put_half(g + b * bb, 4, 9, 0);
-        if (type == AMXQ_TYPE_Q4_1)
-            put_half(g + b * bb + 2, 4, 9, 1);
-        if (type == AMXQ_TYPE_Q4_K)
-            put_half(g + b * bb + 2, 2, 7, 0);
+        put_half(g + b * bb + off[0], 4, 9, 0);
+        if (halves > 1)
+            put_half(g + b * bb + off[1], neg_min ? 4 : 2, neg_min ? 9 : 7, neg_min);
     }
     const size_t size = amxq_packed_size(type, n, k);
     void *p = aligned_alloc(AMXQ_ALIGNMENT, size);
@@ -257,10 +264,13 @@ static void check_problem(const struct problem *p, int families_all)
     free(want);
 }
 
-/* The problems of one type: every routing, both x_slots, a few layouts. */
-static void check_type(amxq_type type)
+/* The problems of one type: every routing, both x_slots, a few layouts. `all_shapes` 0: only the
+ * largest shape. The routing and layout logic is the same for every type, and the suite also runs
+ * under amxtrap, where every tile instruction traps: the first four types (one of each kernel
+ * shape: 32-k signed, 32-k with a min, Q8_0, super-block) take the whole grid. */
+static void check_type(amxq_type type, int all_shapes)
 {
-    const int64_t n = 40, k = type == AMXQ_TYPE_Q4_K ? 256 : 64; /* 3 panels, the last ragged */
+    const int64_t n = 40, k = amxq_type_block(type) == 256 ? 256 : 64; /* 3 panels, last ragged */
     struct problem base;
     memset(&base, 0, sizeof base);
     base.type = type;
@@ -275,6 +285,8 @@ static void check_type(amxq_type type)
         int layout; /* 0 packed rows, 1 padded, 2 slot-major, 3 unused strides junk (1 token) */
     } shapes[] = {{1, 1, 3}, {1, 4, 3}, {5, 2, 0}, {9, 3, 1}, {17, 4, 2}, {70, 4, 1}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        if (!all_shapes && si + 1 != sizeof shapes / sizeof shapes[0])
+            continue;
         for (int xs_per_slot = 0; xs_per_slot < 2; xs_per_slot++) {
             for (int r = 0; r < R_COUNT; r++) {
                 struct problem p = base;
@@ -573,7 +585,8 @@ static void check_bad_input(void)
 }
 
 /* A product large enough that the contexts split experts, panels and rows between threads (above
- * the 2^18 multiply-add cut-off), AUTO and scalar, against per-row amxq_matmul. */
+ * the 2^18 multiply-add cut-off), AUTO and scalar, against per-row amxq_matmul; for the first four
+ * types (the split does not depend on the type; see check_type). */
 static void check_large(void)
 {
     for (int ti = 0; ti < 4; ti++) {
@@ -581,7 +594,7 @@ static void check_large(void)
         memset(&p, 0, sizeof p);
         p.type = types[ti];
         p.n = 200;
-        p.k = types[ti] == AMXQ_TYPE_Q4_K ? 512 : 256;
+        p.k = amxq_type_block(types[ti]) == 256 ? 512 : 256;
         for (int e = 0; e < 6; e++)
             p.experts[e] = make_expert(p.type, p.n, p.k);
         p.n_tokens = 150;
@@ -619,8 +632,8 @@ int main(void)
             printf(" %s", amxq_isa_name((amxq_isa)isa));
     printf("\n");
     check_bad_input();
-    for (int ti = 0; ti < 4; ti++)
-        check_type(types[ti]);
+    for (int ti = 0; ti < N_TYPES; ti++)
+        check_type(types[ti], ti < 4);
     check_large();
     for (int t = 1; t <= MAX_CTX; t++)
         amxq_ctx_destroy(g_ctx[t]);
