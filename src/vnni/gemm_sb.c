@@ -115,6 +115,12 @@ VN_INLINE void q6k_subblock(const struct vn_tile *t, const int R, const int P,
                             const int h, const int c, const int g, __m512i isc[VN_RMAX][VN_PMAX])
 {
     const int j = 8 * h + 2 * c + g;
+    /* The 48 lines of the next super-block, 3 in each of the 16 calls (o = 8h + 4g + c in call
+     * order): the reads here jump about the chunk, which the hardware prefetchers do not follow. */
+    const int o = 8 * h + 4 * g + c;
+    for (int p = 0; p < P; p++)
+        for (int i = 0; i < 3; i++)
+            _mm_prefetch((const char *)(w[p] + AMXQ_CHUNK_Q6_K + 64 * (3 * o + i)), _MM_HINT_T0);
     __m512i ia[VN_RMAX][VN_PMAX];
     sb_zero(R, P, ia);
 #if defined(__GNUC__) && !defined(AMXQ_SIMD_EMU)
@@ -124,10 +130,6 @@ VN_INLINE void q6k_subblock(const struct vn_tile *t, const int R, const int P,
         for (int p = 0; p < P; p++) {
             const uint8_t *ql = w[p] + 64 * (16 * h + 8 * (c & 1) + L);
             const uint8_t *qh = w[p] + 64 * (32 + 8 * h + L);
-            if (c == 0)
-                _mm_prefetch((const char *)(ql + VN_PF_BYTES), _MM_HINT_T0);
-            if (c == 0 && (L & 1) == 0)
-                _mm_prefetch((const char *)(qh + VN_PF_BYTES), _MM_HINT_T0);
             const __m512i q = vn_q6_k_line(vn_load(ql), vn_load(qh), c);
             for (int r = 0; r < R; r++)
                 ia[r][p] = _mm512_dpbusd_epi32(
