@@ -6,7 +6,9 @@
  * sometimes zero, negative, huge or not a multiple of the block), 4 ldx - K, 5 ldc - N (both may be
  * short by up to 3), 6 the forced amxq_isa (every value 0..5 plus 6, 7, -1, 255, INT_MAX, INT_MIN),
  * 7 flags (bits 0-1: params.flags 0, KEEP_TILES, an unknown bit, the top bit; bits 2-3: no
- * workspace, an exact one, one 64 bytes short, a misaligned one), 8.. the data seed.
+ * workspace, an exact one, one 64 bytes short, a misaligned one; bit 4: the slice API instead of
+ * amxq_matmul_ex(), with 1 + (bits 5-6) % 3 quantize slices in order and that many plus bit 7
+ * compute slices, last to first), 8.. the data seed.
  *
  * Properties:
  *   - amxq_pack() of a bad (type, N, K) returns a status the header names for that fault
@@ -21,7 +23,10 @@
  *     double-precision evaluation of ggml's per-block formula (from the ggml bytes and
  * amxq_quantize_row()'s activation blocks): the L2 norm of the error at most 1e-5 times the L2 norm
  * of the magnitudes of the float terms (an L2-relative 1e-5 wherever nothing cancels);
- *   - without AMXQ_KEEP_TILES the calling thread's emulated tiles are released after the call.
+ *   - without AMXQ_KEEP_TILES the calling thread's emulated tiles are released after the call;
+ *   - the slice API (amxq_matmul_plan, amxq_quantize_slice, amxq_matmul_slice) keeps the same
+ *     properties with its own statuses (no workspace is AMXQ_ERR_NULL there), whatever the two
+ *     thread counts.
  * Shapes stay small (M <= 16, N <= 40, K <= 128, or 256 for Q4_K): the emulated ISAs are slow.
  */
 #include <limits.h>
@@ -87,6 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const unsigned flag_vals[4] = {0, AMXQ_KEEP_TILES, 2u, 0x80000000u};
     const unsigned flags = flag_vals[fb & 3];
     const int ws_mode = (fb >> 2) & 3;
+    const int use_slice = (fb >> 4) & 1;
+    const int q_nth = 1 + ((fb >> 5) & 3) % 3, c_nth = q_nth + (fb >> 7);
 
     /* ---- Packing: the bad shapes stop here. ---- */
     fz_set pack_bad = 0;
@@ -174,19 +181,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
 
-    amxq_status st = amxq_matmul_ex(w.p, x, m, ldx, (float *)c.p, ldc, &mp);
+    amxq_status st;
+    if (!use_slice) {
+        st = amxq_matmul_ex(w.p, x, m, ldx, (float *)c.p, ldc, &mp);
+    } else {
+        /* An engine's threads, one after the other: a plan, the quantize slices, the barrier,
+         * the compute slices (another thread count, last to first). */
+        if (ws_mode == 0)
+            bad |= FZ_BIT(AMXQ_ERR_NULL);
+        const amxq_matmul_params pp = {isa, flags, NULL, 0};
+        amxq_plan plan;
+        st = amxq_matmul_plan(w.p, m, &pp, &plan);
+        for (int i = 0; st == AMXQ_OK && i < q_nth; i++)
+            st = amxq_quantize_slice(&plan, x, ldx, mp.workspace, mp.workspace_size, i, q_nth);
+        for (int i = c_nth - 1; st == AMXQ_OK && i >= 0; i--)
+            st = amxq_matmul_slice(&plan, w.p, mp.workspace, mp.workspace_size, (float *)c.p, ldc,
+                                   i, c_nth);
+    }
     FZ_CHECK(fz_guard_ok(&c) && fz_guard_ok(&w) && fz_guard_ok(&ws), "guard bytes");
     if (bad) {
-        FZ_CHECK(st != AMXQ_OK && (bad & FZ_BIT(st)),
-                 "%s m=%lld n=%lld k=%lld ldx=%lld ldc=%lld isa=%d flags=%#x ws=%d: got %s",
-                 amxq_type_name(type), (long long)m, (long long)n, (long long)k, (long long)ldx,
-                 (long long)ldc, (int)isa, flags, ws_mode, amxq_status_str(st));
+        FZ_CHECK(
+            st != AMXQ_OK && (bad & FZ_BIT(st)),
+            "%s m=%lld n=%lld k=%lld ldx=%lld ldc=%lld isa=%d flags=%#x ws=%d slice=%d: got %s",
+            amxq_type_name(type), (long long)m, (long long)n, (long long)k, (long long)ldx,
+            (long long)ldc, (int)isa, flags, ws_mode, use_slice, amxq_status_str(st));
         FZ_CHECK(fz_all(c.p, c_bytes, FZ_PATTERN), "C written on failure (%s)",
                  amxq_status_str(st));
     } else {
-        FZ_CHECK(st == AMXQ_OK, "%s m=%lld n=%lld k=%lld ldx=%lld ldc=%lld isa=%s ws=%d: %s",
+        FZ_CHECK(st == AMXQ_OK,
+                 "%s m=%lld n=%lld k=%lld ldx=%lld ldc=%lld isa=%s ws=%d slice=%d/%d/%d: %s",
                  amxq_type_name(type), (long long)m, (long long)n, (long long)k, (long long)ldx,
-                 (long long)ldc, amxq_isa_name(isa), ws_mode, amxq_status_str(st));
+                 (long long)ldc, amxq_isa_name(isa), ws_mode, use_slice, q_nth, c_nth,
+                 amxq_status_str(st));
         const float *cf = (const float *)c.p;
         for (int64_t i = 0; i < m; i++)
             FZ_CHECK(fz_all(cf + i * ldc + n, (size_t)(ldc - n) * 4, FZ_PATTERN),

@@ -277,6 +277,40 @@ static void seeds_later_types(void)
     }
 }
 
+/* Seeds for the slice API in fuzz_shapes (flags bit 4), made last for the same reason. */
+static void seeds_slices(void)
+{
+    /* type, M, N, K, ldx - K + 3, ldc - N + 3, isa index, flags: bits 2-3 the workspace, bit 4
+     * the slice API, bits 5-6 and 7 the thread counts (fuzz_shapes.c) */
+    static const struct {
+        const char *name;
+        uint8_t b[8];
+    } s[] = {
+        {"slice-q4_0-auto-1x1", {0, 15, 39, 3, 3, 3, 0, 4 | 16}},
+        {"slice-q4_1-scalar-3x3", {1, 7, 16, 1, 9, 10, 1, 4 | 16 | 2 << 5}},
+        {"slice-q8_0-avx512-2x3", {2, 15, 32, 3, 4, 5, 2, 4 | 16 | 1 << 5 | 128}},
+        {"slice-q4_k-amx-emu-1x2", {3, 12, 33, 0, 4, 3, 4, 4 | 16 | 128}},
+        {"slice-q6_k-avx512-emu-3x4", {232, 6, 40, 0, 3, 8, 5, 4 | 16 | 2 << 5 | 128}},
+        {"slice-iq4_nl-amx-emu-keep", {237, 4, 18, 1, 3, 3, 8, 1 | 4 | 16 | 1 << 5}},
+        {"slice-amx", {234, 3, 17, 0, 3, 3, 3, 4 | 16 | 1 << 5}},
+        {"slice-no-workspace", {0, 3, 5, 1, 3, 3, 1, 16}},
+        {"slice-ws-short", {2, 3, 5, 1, 3, 3, 4, 8 | 16}},
+        {"slice-ws-misaligned", {3, 3, 5, 0, 3, 3, 5, 12 | 16}},
+        {"slice-ldx-short", {0, 3, 5, 1, 2, 3, 1, 4 | 16 | 1 << 5}},
+        {"slice-ldc-short", {2, 3, 5, 1, 3, 1, 5, 4 | 16 | 128}},
+        {"slice-m-zero", {0, 250, 3, 0, 3, 3, 1, 4 | 16}},
+        {"slice-flags-unknown", {0, 3, 5, 1, 3, 3, 1, 2 | 4 | 16}},
+        {"slice-isa-255", {2, 1, 1, 0, 3, 3, 13, 4 | 16}},
+    };
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+        uint8_t in[16];
+        memcpy(in, s[i].b, 8);
+        for (int j = 8; j < 16; j++)
+            in[j] = rand8();
+        put("shapes", s[i].name, in, sizeof in);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -288,5 +322,6 @@ int main(int argc, char **argv)
     seeds_roundtrip();
     seeds_shapes();
     seeds_later_types();
+    seeds_slices();
     return failed;
 }
