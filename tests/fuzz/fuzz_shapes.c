@@ -130,8 +130,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const int m_ok = m > 0 && m < ((int64_t)1 << 31);
     const int64_t rows = m_ok ? m : 1;
     const int strides_ok = ldx >= k && ldc >= n;
-    /* X: exactly the floats the rows span, so ASan sees a read past the last row's K. */
-    const size_t x_elems = strides_ok ? (size_t)((rows - 1) * ldx + k) : (size_t)(rows * k);
+    /* X: exactly the floats the rows span, so ASan sees a read past the last row's K. By ldx
+     * alone: amxq_quantize_slice() reads X before amxq_matmul_slice() sees a short ldc. */
+    const size_t x_elems = ldx >= k ? (size_t)((rows - 1) * ldx + k) : (size_t)(rows * k);
     float *x = (float *)malloc(x_elems * sizeof(float));
     FZ_CHECK(x != NULL, "out of memory");
     for (size_t i = 0; i < x_elems; i++)
