@@ -47,7 +47,8 @@ VN_INLINE void sb_zero(const int R, const int P, __m512i v[VN_RMAX][VN_PMAX])
  * empty asm makes the sum exist here: without it gcc 12 defers the sub-blocks' multiplies past
  * the next sub-blocks and spills their sums and scales to the stack (half the stack stores of this
  * file; Q6_K's 4x2 loop had 26.2 vector ALU instructions per row, vector and 32 k, now 23.0).
- * gcc only: clang (the sanitizer builds) took 40 % longer to compile the file with it. */
+ * gcc only: it is for gcc's scheduling, and clang, which the sanitizer builds use, already takes
+ * about two minutes on this file under ASan. */
 VN_INLINE void sb_add_scaled(const int R, const int P, __m512i ia[VN_RMAX][VN_PMAX],
                              const uint8_t *const *terms, const int off, const int is_signed,
                              __m512i isc[VN_RMAX][VN_PMAX])
