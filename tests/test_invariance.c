@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "amxq.h"
+#include "common/ggml_data.h"
 
 #define MAX_THREADS 3
 
@@ -93,17 +94,6 @@ static float *make_x(int64_t m, int64_t k, int64_t ldx)
         x[i] = (float)(rnd() % 97 == 0 ? 40.0 * rnd_u() : rnd_u());
     (void)k;
     return x;
-}
-
-static void *pack(amxq_type type, const void *ggml, int64_t n, int64_t k)
-{
-    const size_t size = amxq_packed_size(type, n, k);
-    void *p = size ? aligned_alloc(AMXQ_ALIGNMENT, size) : NULL;
-    if (p && amxq_pack(type, ggml, n, k, p, size) != AMXQ_OK) {
-        free(p);
-        p = NULL;
-    }
-    return p;
 }
 
 /* ---- Checks --------------------------------------------------------------------------------- */
@@ -284,7 +274,7 @@ static int golden_file(const char *dir, const char *name)
     p.k = (int64_t)k;
     p.ldx = p.k;
     p.ldc = p.n + 3; /* a gap between N and ldc that nobody may write */
-    p.packed = pack(type, buf + off_wq, p.n, p.k);
+    p.packed = tu_pack_new(type, buf + off_wq, p.n, p.k);
     float *x = malloc(4 * m * k);
     int ret = -1;
     if (p.packed && x) {
@@ -379,7 +369,7 @@ static void random_products(void)
                      (long long)p.k);
             uint8_t *ggml = make_ggml(type, p.n, p.k);
             float *x = make_x(p.m, p.k, p.ldx);
-            p.packed = ggml ? pack(type, ggml, p.n, p.k) : NULL;
+            p.packed = ggml ? tu_pack_new(type, ggml, p.n, p.k) : NULL;
             p.x = x;
             if (p.packed && x) {
                 check_product(&p);

@@ -21,6 +21,7 @@
 
 #include "alloc.h"
 #include "amxq.h"
+#include "common/ggml_data.h"
 #include "common/testutil.h"
 #include "pack/pack.h"
 
@@ -64,9 +65,8 @@ static void *make_expert(amxq_type type, int64_t n, int64_t k)
         if (halves > 1)
             put_half(g + b * bb + off[1], neg_min ? 4 : 2, neg_min ? 9 : 7, neg_min);
     }
-    const size_t size = amxq_packed_size(type, n, k);
-    void *p = aligned_alloc(AMXQ_ALIGNMENT, size);
-    TU_CHECK(p != NULL && amxq_pack(type, g, n, k, p, size) == AMXQ_OK, "pack");
+    void *p = tu_pack_new(type, g, n, k);
+    TU_CHECK(p != NULL, "pack");
     free(g);
     return p;
 }

@@ -43,9 +43,8 @@ static long g_checked;
 static void *make_expert(amxq_type t, int64_t n, int64_t k)
 {
     void *g = tu_random_ggml(&g_rng, t, n, k);
-    const size_t size = amxq_packed_size(t, n, k);
-    void *p = aligned_alloc(AMXQ_ALIGNMENT, size);
-    TU_CHECK(p != NULL && amxq_pack(t, g, n, k, p, size) == AMXQ_OK, "pack");
+    void *p = g != NULL ? tu_pack_new(t, g, n, k) : NULL;
+    TU_CHECK(p != NULL, "pack");
     free(g);
     return p;
 }

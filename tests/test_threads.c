@@ -42,11 +42,10 @@ static int n_isas;
 static void *make_packed(amxq_type t, int64_t n, int64_t k, uint64_t seed)
 {
     void *g = tu_random_ggml(&seed, t, n, k);
-    const size_t bytes = amxq_packed_size(t, n, k);
-    void *p = aligned_alloc(64, bytes);
-    amxq_status st = amxq_pack(t, g, n, k, p, bytes);
-    if (st != AMXQ_OK) {
-        fprintf(stderr, "pack: %s\n", amxq_status_str(st));
+    void *p = g != NULL ? tu_pack_new(t, g, n, k) : NULL;
+    if (p == NULL) {
+        fprintf(stderr, "pack %s n=%lld k=%lld failed\n", amxq_type_name(t), (long long)n,
+                (long long)k);
         exit(2);
     }
     free(g);

@@ -1,7 +1,8 @@
 /*
- * Random ggml weights for tests: ggml's block bytes with every fp16 field (d, and m / dmin where
- * the type has one) replaced by a tame positive scale in 2^-8 .. 2^-7, so products stay finite.
- * Uses the library's own table of fp16 field offsets (src/pack/pack.h), so it covers every type.
+ * Random ggml weights for tests, and packing them: ggml's block bytes with every fp16 field (d, and
+ * m / dmin where the type has one) replaced by a tame positive scale in 2^-8 .. 2^-7, so products
+ * stay finite. Uses the library's own table of fp16 field offsets (src/pack/pack.h), so it covers
+ * every type.
  */
 #ifndef AMXQ_TEST_GGML_DATA_H
 #define AMXQ_TEST_GGML_DATA_H
@@ -30,6 +31,19 @@ static inline void *tu_random_ggml(uint64_t *rng, amxq_type t, int64_t n, int64_
             memcpy(g + b * bb + off[h], &v, 2);
         }
     return g;
+}
+
+/* n rows of ggml weights of type t packed into a new AMXQ_ALIGNMENT-aligned buffer (the caller
+ * frees); NULL when the size query, the allocation or amxq_pack() fails. */
+static inline void *tu_pack_new(amxq_type t, const void *ggml, int64_t n, int64_t k)
+{
+    const size_t size = amxq_packed_size(t, n, k);
+    void *p = size ? aligned_alloc(AMXQ_ALIGNMENT, size) : NULL;
+    if (p != NULL && amxq_pack(t, ggml, n, k, p, size) != AMXQ_OK) {
+        free(p);
+        p = NULL;
+    }
+    return p;
 }
 
 #endif /* AMXQ_TEST_GGML_DATA_H */
