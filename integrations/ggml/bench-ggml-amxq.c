@@ -23,29 +23,64 @@ static double now_ms(void)
  * products get many rounds to find runs no other process interrupted. */
 enum { P_CPU, P_REPACK, P_AMXQ, P_COUNT };
 
-static void time_row(ggml_backend_t be, struct ggml_tensor *const w[P_COUNT], int64_t m, int nth,
-                     const float *x, double best[P_COUNT])
+/* The round-robin loop itself: run(arg, p) runs placement p's graph once; ok[p] says whether it
+ * was built and ran in the warm-up. */
+static void time_round_robin(const int ok[P_COUNT], void (*run)(void *arg, int p), void *arg,
+                             double best[P_COUNT])
 {
-    struct gmm g[P_COUNT];
-    int ok[P_COUNT];
-    for (int p = 0; p < P_COUNT; p++) {
+    for (int p = 0; p < P_COUNT; p++)
         best[p] = -1;
-        ok[p] = w[p] != NULL && gmm_new(&g[p], be, w[p], m, 1) && gmm_run(&g[p], be, nth, x, NULL);
-    }
     const double start = now_ms();
     for (int r = 0; r < 200 && (r < 5 || now_ms() - start < 2000); r++)
         for (int p = 0; p < P_COUNT; p++) {
             if (!ok[p])
                 continue;
             const double t0 = now_ms();
-            gmm_run(&g[p], be, nth, NULL, NULL);
+            run(arg, p);
             const double t = now_ms() - t0;
             if (best[p] < 0 || t < best[p])
                 best[p] = t;
         }
+}
+
+struct mm_timed {
+    ggml_backend_t be;
+    int nth;
+    struct gmm g[P_COUNT];
+};
+
+static void run_mm(void *arg, int p)
+{
+    struct mm_timed *a = arg;
+    gmm_run(&a->g[p], a->be, a->nth, NULL, NULL);
+}
+
+static void time_row(ggml_backend_t be, struct ggml_tensor *const w[P_COUNT], int64_t m, int nth,
+                     const float *x, double best[P_COUNT])
+{
+    struct mm_timed a;
+    a.be = be;
+    a.nth = nth;
+    int ok[P_COUNT];
+    for (int p = 0; p < P_COUNT; p++)
+        ok[p] =
+            w[p] != NULL && gmm_new(&a.g[p], be, w[p], m, 1) && gmm_run(&a.g[p], be, nth, x, NULL);
+    time_round_robin(ok, run_mm, &a, best);
     for (int p = 0; p < P_COUNT; p++)
         if (w[p] != NULL)
-            gmm_free(&g[p]);
+            gmm_free(&a.g[p]);
+}
+
+struct id_timed {
+    ggml_backend_t be;
+    int nth;
+    struct gid g[P_COUNT];
+};
+
+static void run_id(void *arg, int p)
+{
+    struct id_timed *a = arg;
+    gid_run(&a->g[p], a->be, a->nth, NULL, NULL, NULL);
 }
 
 /* The same for MUL_MAT_ID: Y = mul_mat_id(w, X, ids), X one row per token. */
@@ -53,27 +88,17 @@ static void time_row_id(ggml_backend_t be, struct ggml_tensor *const w[P_COUNT],
                         int64_t t, int nth, const float *x, const int32_t *ids,
                         double best[P_COUNT])
 {
-    struct gid g[P_COUNT];
+    struct id_timed a;
+    a.be = be;
+    a.nth = nth;
     int ok[P_COUNT];
-    for (int p = 0; p < P_COUNT; p++) {
-        best[p] = -1;
-        ok[p] = w[p] != NULL && gid_new(&g[p], be, w[p], 1, n_used, t) &&
-                gid_run(&g[p], be, nth, x, ids, NULL);
-    }
-    const double start = now_ms();
-    for (int r = 0; r < 200 && (r < 5 || now_ms() - start < 2000); r++)
-        for (int p = 0; p < P_COUNT; p++) {
-            if (!ok[p])
-                continue;
-            const double t0 = now_ms();
-            gid_run(&g[p], be, nth, NULL, NULL, NULL);
-            const double dt = now_ms() - t0;
-            if (best[p] < 0 || dt < best[p])
-                best[p] = dt;
-        }
+    for (int p = 0; p < P_COUNT; p++)
+        ok[p] = w[p] != NULL && gid_new(&a.g[p], be, w[p], 1, n_used, t) &&
+                gid_run(&a.g[p], be, nth, x, ids, NULL);
+    time_round_robin(ok, run_id, &a, best);
     for (int p = 0; p < P_COUNT; p++)
         if (w[p] != NULL)
-            gid_free(&g[p]);
+            gid_free(&a.g[p]);
 }
 
 static void cell(double ms)
